@@ -1,0 +1,221 @@
+"""The ``litwatch`` command: parses options, calls the core, turns LitwatchError into one line.
+
+Nothing here holds pipeline logic; the scheduler calls the same core functions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.engine import Engine
+
+from . import db, ingest, queries, runner
+from .config import Settings, load_settings
+from .errors import InputError, LitwatchError
+from .eutils import EutilsClient
+
+
+class _Group(click.Group):
+    """Prints a LitwatchError as one line on stderr and exits with its code; no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LitwatchError as exc:
+            click.echo(f"litwatch: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+class _Context:
+    def __init__(self, config: Path | None) -> None:
+        self._config = config
+        self._settings: Settings | None = None
+        self._engine: Engine | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(config_path=self._config)
+        return self._settings
+
+    def engine(self, *, require_schema: bool = True) -> Engine:
+        if self._engine is None:
+            self._engine = db.make_engine(self.settings.database_url)
+            if require_schema:
+                db.require_schema(self._engine)
+        return self._engine
+
+
+pass_ctx = click.make_pass_decorator(_Context)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Settings file (default: $LITWATCH_CONFIG or ./litwatch.toml if present).",
+)
+@click.version_option(package_name="litwatch")
+@click.pass_context
+def main(ctx: click.Context, config: Path | None) -> None:
+    """Literature monitoring: saved PubMed queries, a deduplicated paper store, tags and digests."""
+    ctx.obj = _Context(config)
+
+
+@main.command()
+@pass_ctx
+def init(ctx: _Context) -> None:
+    """Create the database, or migrate it to the newest schema."""
+    engine = ctx.engine(require_schema=False)
+    revision = db.migrate(engine)
+    click.echo(f"database {db.redact_url(ctx.settings.database_url)} is at schema revision {revision}")
+
+
+def _print_ingest(summary: ingest.IngestSummary) -> None:
+    headers = ("file", "read", "new", "updated", "unchanged", "merged", "deleted", "skipped")
+    rows: list[Sequence[object]] = []
+    for report in summary.files:
+        r = report.result
+        rows.append((str(report.path), r.read, r.new, r.updated, r.unchanged, r.merged, r.deleted, sum(r.skipped.values())))
+    t = summary.total
+    if len(rows) > 1:
+        rows.append(("total", t.read, t.new, t.updated, t.unchanged, t.merged, t.deleted, sum(t.skipped.values())))
+    click.echo(_table(headers, rows))
+    for reason, count in sorted(t.skipped.items()):
+        click.echo(f"skipped {count}: {reason}")
+    for error in summary.errors:
+        click.echo(f"litwatch: error: {error}", err=True)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain aligned table: text columns left, numbers right."""
+    cells = [list(map(str, headers))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    numeric = [all(isinstance(row[i], int) for row in rows) and bool(rows) for i in range(len(headers))]
+    lines = []
+    for row in cells:
+        parts = [c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+@main.command(name="ingest")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--batch-size", default=ingest.BATCH_SIZE, show_default=True, help="Records per transaction.")
+@pass_ctx
+def ingest_command(ctx: _Context, paths: tuple[Path, ...], batch_size: int) -> None:
+    """Load PubMed XML files (.xml or .xml.gz, or folders of them) into the store."""
+    files = ingest.expand_paths(paths)
+    missing = [p for p in files if not p.is_file()]
+    if missing:
+        raise InputError(f"{missing[0]}: no such file (give .xml or .xml.gz files, or folders holding them)")
+    engine = ctx.engine()
+    total = sum(p.stat().st_size for p in files)
+    if sys.stderr.isatty():
+        with click.progressbar(length=total, label="ingesting", file=sys.stderr) as bar:
+            summary = ingest.ingest_paths(engine, files, progress=bar.update, batch_size=batch_size)
+    else:
+        summary = ingest.ingest_paths(engine, files, batch_size=batch_size)
+    _print_ingest(summary)
+    if summary.errors:
+        sys.exit(2)
+
+
+@main.group(name="queries")
+def queries_group() -> None:
+    """Saved PubMed queries (the files in the queries folder)."""
+
+
+def _report_problems(problems: Sequence[queries.Problem]) -> int:
+    """Print problems to stderr; return how many are errors."""
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    return sum(1 for p in problems if p.severity == "error")
+
+
+@queries_group.command(name="check")
+@pass_ctx
+def queries_check(ctx: _Context) -> None:
+    """Validate every saved query file; exit 2 if any has an error."""
+    folder = ctx.settings.queries_dir
+    found, problems = queries.load_queries(folder, today=dt.date.today())
+    errors = _report_problems(problems)
+    warnings = len(problems) - errors
+    if errors:
+        click.echo(f"{errors} error(s), {warnings} warning(s) in {folder}", err=True)
+        sys.exit(2)
+    click.echo(f"{len(found)} saved queries in {folder} are valid ({warnings} warning(s))")
+
+
+def _print_receipts(receipts: Sequence[runner.Receipt]) -> None:
+    headers = ("query", "window", "count", "seen", "fetched", "new", "known", "missing", "requests",
+               "retries", "seconds", "status")
+    rows = [
+        (r.query, f"{r.window_from}..{r.window_to}", r.search_count, r.ids_seen, r.fetched, r.new, r.known,
+         len(r.missing), r.requests, r.retries, f"{r.duration_s:.1f}",
+         "dry-run" if r.dry_run and r.ok else ("ok" if r.ok else "FAILED"))
+        for r in receipts
+    ]
+    click.echo(_table(headers, rows))
+    for r in receipts:
+        for warning in r.warnings:
+            click.echo(f"{r.query}: warning: {warning}", err=True)
+        if r.missing:
+            shown = ", ".join(map(str, r.missing[:20])) + (" ..." if len(r.missing) > 20 else "")
+            click.echo(f"{r.query}: {len(r.missing)} PMID(s) found by the search but not returned by efetch: "
+                       f"{shown}", err=True)
+        if not r.ok:
+            click.echo(f"litwatch: error: query {r.query} failed: {r.error}", err=True)
+
+
+@main.command(name="run")
+@click.option("--query", "names", multiple=True, metavar="NAME", help="Run only this saved query (repeatable).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Search from this date (a backfill; the watermark stays).")
+@click.option("--dry-run", is_flag=True, help="Only report counts per window; fetch and store nothing.")
+@click.option("--refetch", is_flag=True, help="Fetch papers already stored again (to pick up revisions).")
+@pass_ctx
+def run_command(
+    ctx: _Context, names: tuple[str, ...], since: dt.datetime | None, dry_run: bool, refetch: bool
+) -> None:
+    """Run the saved queries against PubMed and store what is new.
+
+    Exit 0 when every query succeeded, 1 if any failed (after finishing the others), 2 for invalid
+    input (query files, options).
+    """
+    settings = ctx.settings
+    today = dt.date.today()
+    found, problems = queries.load_queries(settings.queries_dir, today=today)
+    bad_files = _report_problems(problems)
+    by_name = {q.name: q for q in found}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise InputError(
+            f"no valid saved query named {unknown[0]!r} in {settings.queries_dir} "
+            f"(known: {', '.join(sorted(by_name)) or 'none'}; `litwatch queries check` shows broken files)"
+        )
+    selected = [by_name[n] for n in dict.fromkeys(names)] if names else found
+    engine = ctx.engine()
+    client = EutilsClient.from_settings(settings)
+    progress = None
+    if sys.stderr.isatty():
+        def progress(name: str, done: int, total: int) -> None:
+            click.echo(f"\r{name}: fetched {done}/{total}", err=True, nl=done >= total)
+    receipts = [
+        runner.run_query(
+            engine, client, query, today=today, overlap_days=settings.overlap_days,
+            batch_size=settings.fetch_batch, since=since.date() if since else None,
+            dry_run=dry_run, refetch=refetch, progress=progress,
+        )
+        for query in selected
+    ]
+    _print_receipts(receipts)
+    if any(not r.ok for r in receipts):
+        sys.exit(1)
+    if bad_files:
+        click.echo(f"litwatch: error: {bad_files} problem(s) in query files; those queries did not run", err=True)
+        sys.exit(2)

@@ -1,0 +1,107 @@
+"""Settings: defaults in code, then ``litwatch.toml``, then ``LITWATCH_*`` environment variables.
+
+Secrets (the NCBI API key, the SMTP password) come from the environment only: a config file that
+holds one is refused, and they are kept out of ``repr`` so they never reach a log line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+NCBI_EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
+DEFAULT_DATABASE_URL = "sqlite:///db/litwatch.sqlite"
+CONFIG_FILE = "litwatch.toml"
+
+SECRET_KEYS = {"api_key": "NCBI_API_KEY", "smtp_password": "LITWATCH_SMTP_PASSWORD"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    queries_dir: Path = Path("queries")
+    eutils_url: str = NCBI_EUTILS_URL
+    email: str | None = None  # sent to NCBI with every request; required for `litwatch run`
+    api_key: str | None = field(default=None, repr=False)
+    overlap_days: int = 3  # a run re-searches this many days before its watermark
+    fetch_batch: int = 200  # PMIDs per efetch POST
+    request_timeout: float = 30.0
+    max_retries: int = 5
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_tls: str = "starttls"  # none | starttls | ssl
+    mail_from: str = "litwatch@localhost"
+    outbox: Path = Path("outbox")
+
+    @property
+    def vocab_dir(self) -> Path:
+        return self.queries_dir / "vocab"
+
+    @property
+    def groups_file(self) -> Path:
+        return self.queries_dir / "groups.toml"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_ENV = {name: f"LITWATCH_{name.upper()}" for name in _FIELDS} | SECRET_KEYS
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if "Path" in str(kind):
+            return Path(str(value))
+        if "int" in str(kind) and "str" not in str(kind):
+            return int(value)
+        if "float" in str(kind):
+            return float(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {name} must be a number, got {value!r}") from exc
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: {name} must be a string, got {value!r}")
+    return value
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, config_path: Path | None = None
+) -> Settings:
+    """Build the settings for this process.
+
+    ``config_path`` defaults to ``$LITWATCH_CONFIG`` or ``./litwatch.toml`` when that file exists.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = config_path or (Path(env["LITWATCH_CONFIG"]) if env.get("LITWATCH_CONFIG") else None)
+    if path is None and Path(CONFIG_FILE).is_file():
+        path = Path(CONFIG_FILE)
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: config file not found (set LITWATCH_CONFIG to an existing file)") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        for key, value in data.items():
+            if key in SECRET_KEYS:
+                raise ConfigError(
+                    f"{path}: {key} is a secret and is read only from the environment; "
+                    f"remove it from the file and set {SECRET_KEYS[key]}"
+                )
+            if key not in _FIELDS:
+                raise ConfigError(f"{path}: unknown setting {key!r}; known: {', '.join(sorted(_FIELDS))}")
+            values[key] = _coerce(key, value, str(path))
+    for name, var in _ENV.items():
+        if env.get(var):
+            values[name] = _coerce(name, env[var], var)
+    if values.get("smtp_tls", "starttls") not in ("none", "starttls", "ssl"):
+        raise ConfigError(f"LITWATCH_SMTP_TLS must be none, starttls or ssl, got {values['smtp_tls']!r}")
+    return Settings(**values)

@@ -1,0 +1,230 @@
+"""The database schema: every table litwatch keeps, as SQLAlchemy 2.x declarative models.
+
+Papers are keyed by their PMID; child tables (authors, MeSH, ...) hang off ``papers.pmid`` so an
+analyst can join them without surrogate ids. ``paper_pmids`` maps every PMID litwatch has seen to the
+row that holds the work: a record whose DOI already belongs to another row is merged into that row
+and only its PMID is remembered here. Migrations in ``db/migrations`` build exactly these tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _paper_fk() -> Mapped[int]:
+    return mapped_column(ForeignKey("papers.pmid", ondelete="CASCADE"), primary_key=True)
+
+
+class Paper(Base):
+    """One work. ``doi`` is normalised (lower case, no prefix) and unique where present."""
+
+    __tablename__ = "papers"
+
+    pmid: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    pmid_version: Mapped[int] = mapped_column(Integer, default=1)
+    kind: Mapped[str] = mapped_column(Text)  # article | book
+    doi: Mapped[str | None] = mapped_column(Text, unique=True)
+    pmcid: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    vernacular_title: Mapped[str | None] = mapped_column(Text)
+    abstract: Mapped[str] = mapped_column(Text)
+    journal: Mapped[str | None] = mapped_column(Text)
+    journal_abbrev: Mapped[str | None] = mapped_column(Text)
+    issn: Mapped[str | None] = mapped_column(Text)
+    volume: Mapped[str | None] = mapped_column(Text)
+    issue: Mapped[str | None] = mapped_column(Text)
+    pages: Mapped[str | None] = mapped_column(Text)
+    pub_year: Mapped[int | None] = mapped_column(Integer, index=True)
+    pub_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    pub_date_text: Mapped[str | None] = mapped_column(Text)
+    languages: Mapped[str | None] = mapped_column(Text)  # "eng" or "eng;fre"
+    status: Mapped[str | None] = mapped_column(Text)
+    date_completed: Mapped[dt.date | None] = mapped_column(Date)
+    date_revised: Mapped[dt.date | None] = mapped_column(Date)
+    date_entrez: Mapped[dt.date | None] = mapped_column(Date)
+    date_pubmed: Mapped[dt.date | None] = mapped_column(Date)
+    retracted: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    first_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    content_hash: Mapped[str] = mapped_column(Text)
+
+
+class PaperPmid(Base):
+    """Every PMID seen, pointing at the row that holds its work (itself, or a DOI twin)."""
+
+    __tablename__ = "paper_pmids"
+
+    pmid: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    paper_pmid: Mapped[int] = mapped_column(ForeignKey("papers.pmid", ondelete="CASCADE"), index=True)
+    merged_by: Mapped[str] = mapped_column(Text)  # self | doi
+    seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Author(Base):
+    __tablename__ = "authors"
+
+    paper_pmid: Mapped[int] = _paper_fk()
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_name: Mapped[str | None] = mapped_column(Text)
+    fore_name: Mapped[str | None] = mapped_column(Text)
+    initials: Mapped[str | None] = mapped_column(Text)
+    collective_name: Mapped[str | None] = mapped_column(Text)
+    orcid: Mapped[str | None] = mapped_column(Text, index=True)
+    affiliation: Mapped[str | None] = mapped_column(Text)  # several joined with " | "
+
+
+class MeshHeading(Base):
+    __tablename__ = "mesh_headings"
+
+    paper_pmid: Mapped[int] = _paper_fk()
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    descriptor_ui: Mapped[str | None] = mapped_column(Text, index=True)
+    descriptor_name: Mapped[str] = mapped_column(Text, index=True)
+    major_topic: Mapped[bool] = mapped_column(Boolean, default=False)
+    qualifiers: Mapped[str | None] = mapped_column(Text)  # "genetics* | metabolism", * = major topic
+
+
+class PublicationType(Base):
+    __tablename__ = "publication_types"
+
+    paper_pmid: Mapped[int] = _paper_fk()
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    ui: Mapped[str | None] = mapped_column(Text)
+
+
+class Keyword(Base):
+    __tablename__ = "keywords"
+
+    paper_pmid: Mapped[int] = _paper_fk()
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    keyword: Mapped[str] = mapped_column(Text)
+    major_topic: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner: Mapped[str | None] = mapped_column(Text)
+
+
+class Chemical(Base):
+    __tablename__ = "chemicals"
+
+    paper_pmid: Mapped[int] = _paper_fk()
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ui: Mapped[str | None] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    registry_number: Mapped[str | None] = mapped_column(Text)
+
+
+class GeneSymbol(Base):
+    __tablename__ = "gene_symbols"
+
+    paper_pmid: Mapped[int] = _paper_fk()
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+
+
+class HistoryDate(Base):
+    __tablename__ = "history_dates"
+
+    paper_pmid: Mapped[int] = _paper_fk()
+    status: Mapped[str] = mapped_column(Text, primary_key=True)  # entrez, pubmed, revised...
+    date: Mapped[dt.date] = mapped_column(Date)
+
+
+class Correction(Base):
+    """A link between papers: ErratumIn, RetractionIn, UpdateIn, CommentOn... ``ref_pmid`` may not be stored."""
+
+    __tablename__ = "corrections"
+
+    paper_pmid: Mapped[int] = _paper_fk()
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ref_type: Mapped[str] = mapped_column(Text, index=True)
+    ref_pmid: Mapped[int | None] = mapped_column(Integer, index=True)
+    ref_source: Mapped[str | None] = mapped_column(Text)
+
+
+class QueryHit(Base):
+    """Which saved query found which paper, first and last time."""
+
+    __tablename__ = "query_hits"
+
+    query_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    paper_pmid: Mapped[int] = mapped_column(
+        ForeignKey("papers.pmid", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    first_found_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    last_found_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    run_id: Mapped[int | None] = mapped_column(Integer)  # the run that first found it
+
+
+
+
+
+class QueryState(Base):
+    """Each saved query's watermark: the create date up to which every paper has been stored."""
+
+    __tablename__ = "query_state"
+
+    query_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    watermark: Mapped[dt.date | None] = mapped_column(Date)
+    last_success_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Run(Base):
+    """One receipt per query per run: what was searched, found, fetched and stored, or why it failed."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    query_name: Mapped[str] = mapped_column(Text, index=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    window_from: Mapped[dt.date] = mapped_column(Date)
+    window_to: Mapped[dt.date] = mapped_column(Date)
+    search_count: Mapped[int] = mapped_column(Integer, default=0)  # PubMed's Count over the windows
+    ids_seen: Mapped[int] = mapped_column(Integer, default=0)
+    fetched: Mapped[int] = mapped_column(Integer, default=0)
+    new: Mapped[int] = mapped_column(Integer, default=0)
+    known: Mapped[int] = mapped_column(Integer, default=0)
+    missing: Mapped[int] = mapped_column(Integer, default=0)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    duration_s: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    status: Mapped[str] = mapped_column(Text)  # ok | failed | dry-run
+    error: Mapped[str | None] = mapped_column(Text)
+    warnings: Mapped[str | None] = mapped_column(Text)
+    missing_pmids: Mapped[str | None] = mapped_column(Text)
+
+
+def table(model: type[Base]) -> sa.Table:
+    """The Core table behind a model, for bulk statements."""
+    return cast(sa.Table, model.__table__)
+
+
+CHILD_TABLES: tuple[sa.Table, ...] = tuple(
+    table(m)
+    for m in (Author, MeshHeading, PublicationType, Keyword, Chemical, GeneSymbol, HistoryDate, Correction)
+)

@@ -1,0 +1,545 @@
+"""Saved queries: one TOML file per PubMed search, checked before anything is sent to NCBI.
+
+A librarian keeps ``queries/<name>.toml`` files; the file stem is the query's name. Keys:
+``term`` (required, the PubMed query), ``title``, ``schedule`` (5-field cron), ``start`` (TOML
+date where the first run begins) and ``groups`` (the digest groups it feeds). ``groups.toml``
+and the ``vocab/`` folder beside them are reserved for other purposes.
+
+Every mistake is reported as a :class:`Problem` naming the file and TOML line and saying how to
+fix it. Errors stop ``litwatch queries check`` (and a run); warnings are only printed. The
+query syntax checks live in :func:`lint_term`, a pure function over the term text.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import QueryFileError
+
+Severity = Literal["error", "warning"]
+
+ALLOWED_KEYS = ("term", "title", "schedule", "start", "groups")
+DEFAULT_LOOKBACK = datetime.timedelta(days=30)
+RESERVED_FILE = "groups.toml"
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")
+
+
+@dataclass(frozen=True)
+class SavedQuery:
+    """A query file that passed the check; ``term`` has its whitespace collapsed to single spaces."""
+
+    name: str
+    term: str
+    title: str
+    schedule: str | None
+    start: datetime.date
+    groups: tuple[str, ...]
+    path: Path
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mistake in a query file; ``line`` is None when it concerns the whole file."""
+
+    path: Path
+    line: int | None
+    message: str
+    severity: Severity
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{where}: {self.severity}: {self.message}"
+
+    def to_error(self) -> QueryFileError:
+        """The same problem as an exception, for callers that stop at the first error."""
+        return QueryFileError(self.path, self.line, self.message)
+
+
+# --- PubMed query syntax -------------------------------------------------------------------
+
+# Every field name PubMed's EInfo lists (short and full), plus the aliases its search help documents.
+_TAGS = """all|all fields|uid|filt|filter|sb|subset|titl|ti|title|mesh|mh|mesh terms|majr|mesh major topic
+|jour|ta|journal|so|source|affl|ad|affiliation|ecno|rn|ec/rn number|subs|nm|supplementary concept
+|pdat|dp|publication date|date - publication|edat|entry date|date - entry|vol|vi|volume|page|pg
+|pagination|ptyp|pt|publication type|lang|la|language|iss|ip|issue|subh|sh|mesh subheading|subheading
+|si|secondary source id|mhda|mesh date|date - mesh|tiab|title/abstract|ab|abstract|otrm|ot|other term
+|coln|cn|author - corporate|corporate author|cnty|pl|place of publication|papx|pa
+|pharmacological action|grnt|gr|grants and funding|grant number|mdat|lr|modification date
+|date - modification|cdat|dcom|completion date|date - completion|pid|publisher id|faut|1au
+|author - first|first author|first author name|full|au|author|author name|fau|full author name
+|author - full|finv|ir|investigator|fir|full investigator name|tt|transliterated title|laut|lastau
+|author - last|last author|last author name|ppdt|print publication date|epdt
+|electronic publication date|lid|location id|crdt|create date|date - create|book|ed|editor|isbn|pubn
+|publisher|aucl|author cluster id|eid|extended pmid|dso|auid|author - identifier|author identifier|ps
+|subject - personal name|personal name as subject|cois|conflict of interest statements
+|conflict of interest statement|word|tw|text word|text words|p1dat|pmid|pmcid|aid|article identifier
+|doi|jid|nlm unique id|own|owner|gene|properties|prop"""
+KNOWN_TAGS = frozenset(t.strip() for t in _TAGS.split("|"))
+_NOEXP_TAGS = frozenset({"mh", "mesh", "mesh terms", "majr", "mesh major topic", "sh", "subh",
+                         "mesh subheading", "subheading", "pa", "papx", "pharmacological action"})
+_PROXIMITY_TAGS = frozenset({"tiab", "title/abstract", "ti", "title", "titl", "ad", "affl", "affiliation"})
+_WINDOW_TAGS = frozenset({"crdt", "create date", "date - create", "edat", "entry date", "date - entry"})
+_DATE_TAGS = _WINDOW_TAGS | {"pdat", "dp", "publication date", "date - publication", "mhda",
+                             "mesh date", "date - mesh", "ppdt", "epdt", "lr", "mdat", "dcom", "cdat"}
+_RELATIVE_DATE = re.compile(r"last \d+ (day|week|month|year)s?", re.IGNORECASE)
+_RELATIVE_FILTER = re.compile(r"y_\d+", re.IGNORECASE)
+_OVID = re.compile(r"adj\d*|.+\$\d*|.*\.(ti|ab|tw|kw|mp|sh|pt|fs|kf)(,\w+)*\.|[A-Za-z].*[A-Za-z]/",
+                   re.IGNORECASE)
+_WORD_END = re.compile(r'[\s()"\[\]]')
+_CURLY = re.compile("[\u201c\u201d\u201e]")
+_FIX_WINDOW = ("litwatch adds its own entry-date window to every run, and a second one can hide new "
+               "papers; fix: remove it (use start = YYYY-MM-DD for where the first run begins)")
+
+
+def _normal_tag(raw: str) -> str:
+    return " ".join(raw.lower().split())
+
+
+def _tag_problem(raw: str) -> str | None:
+    """Why the content of ``[...]`` is not a PubMed field tag, or None when it is one."""
+    tag = _normal_tag(raw)
+    base, _, suffix = tag.partition(":")
+    base = base.strip()
+    suffix = suffix.strip()
+    if base in KNOWN_TAGS and (not suffix or (suffix == "noexp" and base in _NOEXP_TAGS)
+                               or (re.fullmatch(r"~\d+", suffix) and base in _PROXIMITY_TAGS)):
+        return None
+    if base in KNOWN_TAGS:
+        return (f"'[{raw}]': ':{suffix}' does not go with this field; fix: ':noexp' works on MeSH tags "
+                "([mh:noexp]) and ':~N' on [tiab], [ti] and [ad] with a quoted phrase")
+    close = difflib.get_close_matches(base, sorted(KNOWN_TAGS), n=1, cutoff=0.6)
+    hint = f"did you mean [{close[0]}]? " if close else ""
+    return (f"unknown field tag [{raw}]: PubMed does not search such a field; "
+            f"fix: {hint}use a PubMed tag such as [tiab], [mh], [pt], [au] or [dp]")
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # "(" ")" "op" "word" "phrase" "tag" ":"
+    text: str
+    start: int
+
+
+def _tokens(term: str, found: list[tuple[int, str, str]]) -> list[_Token]:
+    """Split a term into PubMed tokens; quote and bracket faults go straight into ``found``."""
+    out: list[_Token] = []
+    i = 0
+    while i < len(term):
+        c = term[i]
+        if c.isspace():
+            i += 1
+        elif c in "()":
+            out.append(_Token(c, c, i))
+            i += 1
+        elif c == '"':
+            end = term.find('"', i + 1)
+            if end < 0:
+                found.append((i, "error", "unbalanced quotes: this '\"' is never closed; "
+                              "fix: add the closing '\"' at the end of the phrase"))
+                end = len(term)
+            out.append(_Token("phrase", term[i + 1:end], i))
+            i = end + 1
+        elif c == "[":
+            end = term.find("]", i + 1)
+            if end < 0:
+                found.append((i, "error", "this '[' is never closed; fix: finish the field tag, e.g. [tiab]"))
+                end = len(term)
+            out.append(_Token("tag", term[i + 1:end], i))
+            i = end + 1
+        elif c == "]":
+            found.append((i, "error", "']' without a '[' before it; fix: remove it or write the whole tag, e.g. [tiab]"))
+            i += 1
+        elif c == ":":
+            out.append(_Token(":", c, i))
+            i += 1
+        else:
+            m = _WORD_END.search(term, i)
+            end = m.start() if m else len(term)
+            word = term[i:end]
+            out.append(_Token("op" if word in ("AND", "OR", "NOT") else "word", word, i))
+            i = end
+    return out
+
+
+def _word_problems(tok: _Token) -> list[tuple[int, str, str]]:
+    word, found = tok.text, []
+    if word.lower() in ("and", "or"):
+        found.append((tok.start, "error", f"lower-case '{word}' is not an operator: PubMed only reads "
+                      f"upper-case AND, OR, NOT as operators and searches '{word}' as a word; fix: write "
+                      f"'{word.upper()}', or put the words in double quotes if '{word}' belongs to a phrase"))
+    elif _OVID.fullmatch(word):
+        found.append((tok.start, "error", f"'{word}' is Ovid syntax, which PubMed searches as plain text; "
+                      "fix: use PubMed syntax: * for truncation, [tiab]/[mh] field tags, and "
+                      "\"phrase\"[tiab:~N] for proximity"))
+    elif "*" in word:
+        stem = word[: word.index("*")]
+        if word.index("*") != len(word) - 1:
+            found.append((tok.start, "warning", f"'{word}': PubMed truncates only at the end of a word; "
+                          "fix: put the * last, or spell out the variants joined with OR"))
+        elif len(stem) < 4:
+            found.append((tok.start, "warning", f"'{word}': PubMed needs at least 4 letters before '*'; "
+                          "fix: use a longer stem or spell out the variants joined with OR"))
+    return found
+
+
+def lint_term(term: str) -> list[tuple[int, str, str]]:
+    """Check a PubMed query; return ``(offset into term, "error" | "warning", message)`` by offset.
+
+    Errors are mistakes PubMed would not report but that silently change the result (or make it
+    fail); warnings are legal constructions that are often not what the author meant.
+    """
+    if not term.strip():
+        return [(0, "error", "the term is empty; fix: write the PubMed query, e.g. "
+                 "'\"Migraine Disorders\"[Mesh] OR migrain*[tiab]'")]
+    found: list[tuple[int, str, str]] = []
+    curly = _CURLY.search(term)
+    if curly:
+        found.append((curly.start(), "error", "curly quotes (\u201c \u201d) are not phrase quotes in "
+                      "PubMed, which searches them as text; fix: replace them with straight quotes (\")"))
+    tokens = _tokens(term, found)
+    opens: list[int] = []
+    levels: list[set[str]] = [set()]  # per open parenthesis: operator kinds seen, "warned" once told
+    prev: _Token | None = None
+    for tok in tokens:
+        expect_operand = prev is None or prev.kind in ("(", "op", ":")
+        if tok.kind == "phrase":
+            for m in re.finditer(r"\[([^\]]*)\]", tok.text):
+                if _tag_problem(m.group(1)) is None:
+                    found.append((tok.start + 1 + m.start(), "error",
+                                  f"field tag [{m.group(1)}] inside the quotes: PubMed searches it as "
+                                  f"literal text, not as a field; fix: move it after the closing quote: "
+                                  f"\"{tok.text[:m.start()] + tok.text[m.end():]}\"[{m.group(1)}]"))
+        elif tok.kind == "word":
+            found.extend(_word_problems(tok))
+        elif tok.kind == "tag":
+            problem = _tag_problem(tok.text)
+            tag = _normal_tag(tok.text)
+            if problem:
+                found.append((tok.start, "error", problem))
+            if prev is None or prev.kind not in ("word", "phrase", ")"):
+                found.append((tok.start, "error", f"field tag [{tok.text}] has no search word before it; "
+                              "fix: put it right after a word or quoted phrase, e.g. migraine[tiab]"))
+            elif prev.kind == ")":
+                found.append((tok.start, "warning", f"[{tok.text}] after ')' does not apply to the "
+                              "words inside the parentheses; fix: tag each word or phrase inside"))
+            elif tag in _WINDOW_TAGS:
+                found.append((prev.start, "warning", f"[{tok.text}] date window inside the term: {_FIX_WINDOW}"))
+            elif (tag in _DATE_TAGS and _RELATIVE_DATE.fullmatch(prev.text)) or (
+                    tag in ("filter", "sb", "filt") and _RELATIVE_FILTER.fullmatch(prev.text)):
+                found.append((prev.start, "warning", f"'{term[prev.start:tok.start + len(tok.text) + 2]}' "
+                              "is a rolling date window "
+                              f"inside the term: {_FIX_WINDOW}"))
+            continue  # a tag belongs to the token before it
+        elif tok.kind == ":" and expect_operand:
+            found.append((tok.start, "error", "':' (a date range) needs a date on each side; "
+                          "fix: write e.g. 2020:2025[dp]"))
+        elif tok.kind == "(":
+            opens.append(tok.start)
+            levels.append(set())
+        elif tok.kind == ")":
+            if prev is not None and prev.kind == "(":
+                found.append((prev.start, "error", "empty parentheses '()'; fix: remove them or put terms inside"))
+            elif prev is not None and prev.kind == "op":
+                found.append((prev.start, "error", f"dangling {prev.text} before ')': it has nothing to "
+                              f"combine on its right; fix: add the missing term or remove {prev.text}"))
+            if opens:
+                opens.pop()
+                levels.pop()
+            else:
+                found.append((tok.start, "error", "unbalanced parentheses: this ')' has no matching '('; "
+                              "fix: remove it or add the '(' where the group starts"))
+        elif tok.kind == "op":
+            if expect_operand:
+                if prev is None and tok.text == "NOT":
+                    found.append((tok.start, "error", "the term starts with NOT: PubMed has nothing to "
+                                  "subtract from; fix: put the main search first, e.g. (main terms) NOT (excluded)"))
+                elif prev is None or prev.kind == "(":
+                    found.append((tok.start, "error", f"{tok.text} at the start of "
+                                  f"{'the term' if prev is None else 'a group'} has nothing on its left; "
+                                  f"fix: remove it or add the missing term"))
+                elif prev.kind == "op":
+                    found.append((tok.start, "error", f"'{prev.text} {tok.text}': two operators in a row; "
+                                  f"fix: keep one ({'NOT alone excludes' if tok.text == 'NOT' else 'remove the extra one'})"))
+            level = levels[-1]
+            level.add("or" if tok.text == "OR" else "and")  # NOT narrows like AND: no ambiguity
+            if {"or", "and"} <= level and "warned" not in level:
+                level.add("warned")
+                found.append((tok.start, "warning", "AND and OR at the same level without parentheses: "
+                              "PubMed reads left to right, so 'a OR b AND c' means '(a OR b) AND c'; "
+                              "fix: add parentheses to say which terms belong together"))
+        prev = tok
+    if prev is not None and prev.kind in ("op", ":"):
+        found.append((prev.start, "error", f"dangling {prev.text} at the end of the term: it has nothing "
+                      f"on its right; fix: add the missing term or remove {prev.text}"))
+    for start in opens:
+        found.append((start, "error", "unbalanced parentheses: this '(' is never closed; "
+                      "fix: add the ')' where the group ends"))
+    return sorted(found, key=lambda item: item[0])
+
+
+# --- TOML files ----------------------------------------------------------------------------
+
+_KEY_LINE = re.compile(r"""\s*(?:([A-Za-z0-9_-]+)|"([^"]*)"|'([^']*)')\s*[.=]""")
+_TABLE_LINE = re.compile(r"""\s*\[\[?\s*(?:([A-Za-z0-9_-]+)|"([^"]*)"|'([^']*)')[^\]]*\]\]?\s*(?:#.*)?$""")
+
+
+def _key_lines(text: str) -> tuple[dict[str, list[int]], tuple[int, str] | None]:
+    """Lines where each top-level key is set, and (line, quotes) of a multi-line string left open."""
+    keys: dict[str, list[int]] = {}
+    open_delim, open_line = "", 0
+    for no, line in enumerate(text.split("\n"), 1):
+        if open_delim:
+            if open_delim in line:
+                open_delim = ""
+            continue
+        m = _TABLE_LINE.match(line) or _KEY_LINE.match(line)
+        if m is None:
+            continue
+        keys.setdefault(next(g for g in m.groups() if g is not None), []).append(no)
+        if line.lstrip().startswith("["):
+            break  # keys below a [table] header belong to the table
+        value = line[m.end():].lstrip()
+        for delim in ('"""', "'''"):
+            if value.startswith(delim) and value.count(delim) == 1:
+                open_delim, open_line = delim, no
+    return keys, ((open_line, open_delim) if open_delim else None)
+
+
+_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
+
+
+def _term_lines(text: str, key_line: int, value: str) -> list[int]:
+    """The TOML line each character of the parsed ``term`` string came from."""
+    after = "\n".join(text.split("\n")[key_line - 1:]).split("=", 1)[1].lstrip(" \t")
+    delim = next((d for d in ('"""', "'''", '"', "'") if after.startswith(d)), "")
+    body, line = after[len(delim):], key_line
+    if len(delim) == 3 and body.startswith(("\n", "\r\n")):
+        body, line = body[body.index("\n") + 1:], line + 1
+    decoded: list[str] = []
+    lines: list[int] = []
+    i = 0
+    while delim and len(decoded) < len(value) and i < len(body):
+        c = body[i]
+        if c == "\\" and delim[0] == '"':
+            nxt = body[i + 1: i + 2]
+            if nxt.isspace():  # line-ending backslash: the newline and following blanks vanish
+                i += 1
+                while i < len(body) and body[i].isspace():
+                    line += body[i] == "\n"
+                    i += 1
+                continue
+            width = {"u": 4, "U": 8}.get(nxt, 0)
+            c = chr(int(body[i + 2: i + 2 + width], 16)) if width else _ESCAPES.get(nxt, nxt)
+            i += 2 + width
+        else:
+            i += 1
+            if c == "\r" and body[i: i + 1] == "\n":
+                continue
+        decoded.append(c)
+        lines.append(line)
+        if body[i - 1] == "\n":  # a real line break, not an escaped \\n
+            line += 1
+    if "".join(decoded) == value:
+        return lines
+    first = key_line + (len(delim) == 3 and after[3:].lstrip("\r").startswith("\n"))
+    return [first + value[:n].count("\n") for n in range(len(value))]
+
+
+def _cron_problems(expr: str, today: datetime.date) -> list[tuple[Severity, str]]:
+    """Check a 5-field cron expression the way the scheduler will read it (APScheduler 3)."""
+    from apscheduler.triggers.cron import CronTrigger  # only here: the core does not need a scheduler
+
+    try:
+        trigger = CronTrigger.from_crontab(expr, timezone="UTC")
+    except ValueError as exc:
+        return [("error", f"schedule {expr!r} is not a valid cron expression: {exc}; fix: use 5 fields "
+                 "'minute hour day-of-month month day-of-week', e.g. '0 6 * * mon' (Mondays 06:00)")]
+    found: list[tuple[Severity, str]] = []
+    noon = datetime.datetime.combine(today, datetime.time(12), datetime.timezone.utc)
+    first = trigger.get_next_fire_time(None, noon)
+    second = trigger.get_next_fire_time(first, first + datetime.timedelta(seconds=1)) if first else None
+    if first is None:
+        found.append(("error", f"schedule {expr!r} never fires; fix: check the day and month fields"))
+    elif second is not None and second - first < datetime.timedelta(hours=1):
+        found.append(("warning", f"schedule {expr!r} runs more than once an hour, but PubMed adds papers "
+                      "once a day; fix: run weekly or daily, e.g. '0 6 * * mon'"))
+    if re.search(r"\d", expr.split()[4]) and first is not None:
+        monday = noon - datetime.timedelta(days=today.weekday(), hours=12)
+        days = [monday + datetime.timedelta(days=n) for n in range(7)]
+        fired = [d.strftime("%A") for d in days
+                 if (t := trigger.get_next_fire_time(None, d)) is not None and t.date() == d.date()]
+        found.append(("warning", f"schedule {expr!r}: weekdays are numbered from 0 = Monday here, not "
+                      f"0 = Sunday as in crontab, so it runs on {', '.join(fired)}; fix: write day "
+                      "names (mon, tue, wed, thu, fri, sat, sun)"))
+    return found
+
+
+def query_files(folder: Path) -> list[Path]:
+    """Every ``*.toml`` directly in ``folder`` except ``groups.toml`` (``vocab/`` is not entered)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".toml" and p.name != RESERVED_FILE
+                  and not p.name.startswith(".") and p.is_file())
+
+
+def _type_name(value: object) -> str:
+    names = {str: "a string", bool: "true/false", int: "a number", float: "a number", list: "a list",
+             dict: "a table", datetime.datetime: "a date-time", datetime.date: "a date",
+             datetime.time: "a time"}
+    return names.get(type(value), type(value).__name__)
+
+
+def load_query(path: Path, *, today: datetime.date) -> tuple[SavedQuery | None, list[Problem]]:
+    """Read and check one query file; the query is None when any error was found."""
+    problems: list[Problem] = []
+
+    def report(line: int | None, severity: Severity, message: str) -> None:
+        problems.append(Problem(path, line, message, severity))
+
+    name = path.stem
+    if not _SLUG.fullmatch(name):
+        slug = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-_") or "my-query"
+        report(None, "error", f"query name {name!r} (the file name) is not a safe name: use lower-case "
+               f"letters, digits, '-' and '_'; fix: rename the file to {slug}.toml")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        report(None, "error", f"cannot read the file: {exc.strerror}; fix: check it exists and is readable")
+        return None, problems
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        report(raw[: exc.start].count(b"\n") + 1, "error",
+               "the file is not UTF-8 text; fix: save it as UTF-8 in your editor")
+        return None, problems
+    keys, left_open = _key_lines(text)
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        at = re.search(r"\(at line (\d+), column (\d+)\)$", message)
+        twice = [k for k, lines in keys.items() if len(lines) > 1]
+        if twice:
+            report(keys[twice[0]][1], "error", f"{twice[0]!r} is set twice (lines "
+                   f"{keys[twice[0]][0]} and {keys[twice[0]][1]}); fix: keep one of them")
+        elif at:
+            report(int(at.group(1)), "error", f"not valid TOML: {message[: at.start()].strip()} at column "
+                   f"{at.group(2)}; fix: check the quotes and brackets on this line (a term containing "
+                   "double quotes is easiest written between ''' and ''')")
+        elif left_open:
+            report(left_open[0], "error", f"not valid TOML: Unterminated string: the {left_open[1]} "
+                   f"opened on this line is never closed; fix: add {left_open[1]} after the end of the term")
+        else:
+            report(text.count("\n") + 1, "error", f"not valid TOML: "
+                   f"{re.sub(r' [(]at end of document[)]$', '', message)} at the end of the file; "
+                   "fix: close the string, list or table left open")
+        return None, problems
+
+    def line_of(key: str) -> int | None:
+        return keys.get(key, [None])[0]
+
+    for key in data:
+        if key not in ALLOWED_KEYS:
+            close = difflib.get_close_matches(key, ALLOWED_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            report(line_of(key), "error", f"unknown key {key!r}; fix: {hint}the keys are "
+                   f"{', '.join(ALLOWED_KEYS)} (a [table] header is not used in query files)")
+
+    term = data.get("term")
+    if "term" not in data:
+        report(None, "error", "missing key 'term' (the PubMed query); fix: add term = '''...''' "
+               "with the query, e.g. term = '''\"Migraine Disorders\"[Mesh] OR migrain*[tiab]'''")
+    elif not isinstance(term, str):
+        report(line_of("term"), "error", f"'term' must be a string, not {_type_name(term)}; fix: write "
+               "the query between ''' and '''")
+        term = None
+    else:
+        term_line = line_of("term") or 1
+        char_lines = _term_lines(text, term_line, term) if term else []
+        for offset, severity, message in lint_term(term):
+            line = char_lines[offset] if offset < len(char_lines) else term_line
+            report(line, "error" if severity == "error" else "warning", message)
+
+    title = data.get("title", name)
+    if not isinstance(title, str):
+        report(line_of("title"), "error", f"'title' must be a string, not {_type_name(title)}; "
+               "fix: put it in double quotes")
+    schedule = data.get("schedule")
+    if schedule is not None and not isinstance(schedule, str):
+        report(line_of("schedule"), "error", f"'schedule' must be a cron string, not "
+               f"{_type_name(schedule)}; fix: write e.g. schedule = \"0 6 * * mon\"")
+    elif isinstance(schedule, str):
+        for severity, message in _cron_problems(schedule, today):
+            report(line_of("schedule"), severity, message)
+
+    start = data.get("start", today - DEFAULT_LOOKBACK)
+    if isinstance(start, datetime.datetime) or not isinstance(start, datetime.date):
+        example = "2025-01-31"
+        if isinstance(start, datetime.datetime):
+            example = start.date().isoformat()
+        elif isinstance(start, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", start.strip()):
+            example = start.strip()
+        report(line_of("start"), "error", f"'start' must be a TOML date, not {_type_name(start)}; "
+               f"fix: write start = {example} (no quotes, no time)")
+    elif start > today:
+        report(line_of("start"), "warning", f"start {start} is after today ({today}): runs find "
+               "nothing before that day; fix: use a past date if you want the back-catalogue")
+
+    groups = data.get("groups", [])
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        report(line_of("groups"), "error", "'groups' must be a list of group names; "
+               "fix: write e.g. groups = [\"headache-lab\"]")
+    else:
+        for group in groups:
+            if not _SLUG.fullmatch(group):
+                report(line_of("groups"), "error", f"group name {group!r} is not a safe name; fix: use "
+                       "the lower-case name used in groups.toml, e.g. \"headache-lab\"")
+        for group in sorted({g for g in groups if groups.count(g) > 1}):
+            report(line_of("groups"), "warning", f"group {group!r} is listed twice; fix: list it once")
+
+    problems.sort(key=lambda p: (p.line or 0, p.severity))
+    if any(p.severity == "error" for p in problems) or not (
+            isinstance(term, str) and isinstance(title, str) and isinstance(start, datetime.date)):
+        return None, problems
+    query = SavedQuery(name=name, term=" ".join(term.split()), title=title.strip() or name,
+                       schedule=schedule.strip() if schedule else None, start=start,
+                       groups=tuple(dict.fromkeys(groups)), path=path)
+    return query, problems
+
+
+def load_queries(folder: Path, *, today: datetime.date) -> tuple[list[SavedQuery], list[Problem]]:
+    """Every saved query in ``folder`` that has no error (sorted by name), and all problems found."""
+    if not folder.is_dir():
+        state = "is not a folder" if folder.exists() else "does not exist"
+        return [], [Problem(folder, None, f"the queries folder {state}; fix: create it "
+                            f"(mkdir {folder}) or set LITWATCH_QUERIES_DIR to the folder that holds your "
+                            "query files", "error")]
+    queries: list[SavedQuery] = []
+    problems: list[Problem] = []
+    files = query_files(folder)
+    same_name: dict[str, list[Path]] = {}
+    for path in files:
+        same_name.setdefault(path.stem.casefold(), []).append(path)
+    for path in files:
+        query, found = load_query(path, today=today)
+        problems.extend(found)
+        others = [p.name for p in same_name[path.stem.casefold()] if p != path]
+        if others:
+            problems.append(Problem(path, None, f"duplicate query name: {path.name} and "
+                                    f"{', '.join(others)} differ only by case, so neither is run; "
+                                    "fix: rename or merge them", "error"))
+        elif query is not None:
+            queries.append(query)
+    if not files:
+        problems.append(Problem(folder, None, "no saved queries here; fix: add a file such as "
+                                f"{folder / 'my-topic.toml'} with term = '''...'''", "warning"))
+    return sorted(queries, key=lambda q: q.name), problems
+
+
+def check_queries(folder: Path, *, today: datetime.date) -> list[Problem]:
+    """All problems in the folder's query files, errors and warnings, file by file."""
+    return load_queries(folder, today=today)[1]

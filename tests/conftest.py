@@ -1,0 +1,67 @@
+"""Shared fixtures: a fresh database built from the real migrations, on SQLite and on PostgreSQL.
+
+PostgreSQL tests run when LITWATCH_TEST_POSTGRES_URL names a server (``.ci/run`` sets it); each test
+gets its own database, created and dropped around it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from litwatch import db
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PG_ENV = "LITWATCH_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's own litwatch settings or secrets."""
+    for name in list(os.environ):
+        if (name.startswith("LITWATCH_") and name != PG_ENV) or name == "NCBI_API_KEY":
+            monkeypatch.delenv(name)
+
+
+def _postgres_database() -> Iterator[str]:
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres)")
+    name = f"litwatch_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database's URL, on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'litwatch.sqlite'}"
+    else:
+        yield from _postgres_database()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A database migrated to the newest schema, on each backend."""
+    eng = db.make_engine(database_url)
+    db.migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+from fake_eutils import fake_eutils  # noqa: E402,F401  (a fixture shared by every test file)

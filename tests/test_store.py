@@ -1,0 +1,139 @@
+"""The store: one row per work, deduplicated by PMID and DOI, idempotent, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from litwatch import store
+from litwatch.records import (
+    Author,
+    Correction,
+    Deletion,
+    MeshHeading,
+    MeshQualifier,
+    PaperRecord,
+    normalize_doi,
+)
+
+
+def paper(pmid: int, doi: str | None = None, revised: dt.date | None = None, title: str = "A title") -> PaperRecord:
+    return PaperRecord(
+        pmid=pmid,
+        doi=normalize_doi(doi),
+        title=title,
+        date_revised=revised,
+        authors=[Author(last_name="Ruiz", fore_name="Ana", initials="A", orcid="0000-0002-1825-0097")],
+        mesh=[MeshHeading("D008881", "Migraine Disorders", True, [MeshQualifier("Q000235", "genetics", True)])],
+        corrections=[Correction("ErratumIn", 99, "J Test. 2024")],
+    )
+
+
+def count(engine: Engine, table: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def save(engine: Engine, *records: PaperRecord) -> store.SaveResult:
+    with engine.begin() as conn:
+        return store.save_batch(conn, records)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("10.1000/ABC.123", "10.1000/abc.123"),
+        ("doi:10.1000/abc", "10.1000/abc"),
+        ("DOI: 10.1000/abc", "10.1000/abc"),
+        ("https://doi.org/10.1000/ABC", "10.1000/abc"),
+        ("http://dx.doi.org/10.1000/abc", "10.1000/abc"),
+        (" 10.1000/ ab c\n", "10.1000/abc"),
+        ("10.1016/S0140-6736(20)30183-5", "10.1016/s0140-6736(20)30183-5"),
+        ("not a doi", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_doi_is_normalised_before_comparing(raw: str | None, expected: str | None) -> None:
+    assert normalize_doi(raw) == expected
+
+
+def test_a_new_paper_is_stored_with_its_children(engine: Engine) -> None:
+    result = save(engine, paper(1, "10.1/A"))
+    assert (result.new, result.updated, result.unchanged) == (1, 0, 0)
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT doi, title FROM papers WHERE pmid = 1")).one()
+        mesh = conn.execute(sa.text("SELECT descriptor_name, major_topic, qualifiers FROM mesh_headings")).one()
+    assert tuple(row) == ("10.1/a", "A title")
+    assert (mesh.descriptor_name, bool(mesh.major_topic), mesh.qualifiers) == ("Migraine Disorders", True, "genetics*")
+    assert count(engine, "authors") == 1 and count(engine, "corrections") == 1
+
+
+def test_the_same_records_twice_change_nothing(engine: Engine) -> None:
+    save(engine, paper(1, "10.1/a"), paper(2))
+    with engine.connect() as conn:
+        before = conn.execute(sa.text("SELECT pmid, updated_at FROM papers ORDER BY pmid")).all()
+    result = save(engine, paper(1, "10.1/a"), paper(2))
+    assert (result.new, result.updated, result.unchanged) == (0, 0, 2)
+    with engine.connect() as conn:
+        after = conn.execute(sa.text("SELECT pmid, updated_at FROM papers ORDER BY pmid")).all()
+    assert before == after
+    assert count(engine, "authors") == 2
+
+
+def test_a_second_pmid_with_a_known_doi_is_merged_not_duplicated(engine: Engine) -> None:
+    save(engine, paper(1, "10.1/Same"))
+    result = save(engine, paper(2, "https://doi.org/10.1/SAME"))
+    assert result.merged == 1 and result.new == 0
+    assert count(engine, "papers") == 1
+    with engine.begin() as conn:
+        assert store.resolve_pmids(conn, [1, 2, 3]) == {1: 1, 2: 1}
+    assert save(engine, paper(2, "10.1/same")).unchanged == 1  # re-reading the twin is a no-op
+
+
+def test_doi_twins_inside_one_batch_make_one_row(engine: Engine) -> None:
+    result = save(engine, paper(1, "10.1/x"), paper(2, "doi:10.1/X"))
+    assert (result.new, result.merged) == (1, 1)
+    assert count(engine, "papers") == 1
+
+
+def test_a_newer_revision_updates_the_row_and_an_older_one_is_skipped(engine: Engine) -> None:
+    save(engine, paper(9997, None, dt.date(2012, 1, 1), title="Old"))
+    result = save(engine, paper(9997, "10.1/new", dt.date(2025, 1, 1), title="New"))
+    assert result.updated == 1
+    result = save(engine, paper(9997, None, dt.date(2012, 1, 1), title="Old"))
+    assert result.skipped == {"older revision than the stored copy": 1}
+    with engine.connect() as conn:
+        assert tuple(conn.execute(sa.text("SELECT doi, title FROM papers")).one()) == ("10.1/new", "New")
+    assert count(engine, "authors") == 1  # children replaced, not added
+
+
+def test_an_update_cannot_steal_another_rows_doi(engine: Engine) -> None:
+    save(engine, paper(1, "10.1/a"), paper(2, "10.1/b", dt.date(2020, 1, 1)))
+    result = save(engine, paper(2, "10.1/a", dt.date(2021, 1, 1)))
+    assert result.updated == 1
+    assert "DOI 10.1/a belongs to PMID 1; kept without DOI" in result.skipped
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT doi FROM papers WHERE pmid = 2")).scalar_one() is None
+
+
+def test_deletion_marks_the_paper_and_keeps_it(engine: Engine) -> None:
+    save(engine, paper(1), paper(2))
+    with engine.begin() as conn:
+        assert store.apply_deletion(conn, Deletion([1, 404])) == 1
+        assert store.apply_deletion(conn, Deletion([1])) == 0
+    with engine.connect() as conn:
+        deleted = conn.execute(sa.text("SELECT pmid FROM papers WHERE deleted_at IS NOT NULL")).scalars().all()
+    assert deleted == [1]
+
+
+def test_a_failed_batch_leaves_nothing_behind(engine: Engine) -> None:
+    with pytest.raises(RuntimeError):
+        with engine.begin() as conn:
+            store.save_batch(conn, [paper(1), paper(2)])
+            raise RuntimeError("crash mid-load")
+    assert count(engine, "papers") == 0 and count(engine, "paper_pmids") == 0
+    assert save(engine, paper(1), paper(2)).new == 2
