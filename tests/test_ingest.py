@@ -6,6 +6,7 @@ import datetime as dt
 import gzip
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -60,7 +61,15 @@ def test_a_delete_citation_marks_a_stored_paper_deleted(engine: Engine, tmp_path
     assert scalar(engine, "SELECT count(*) FROM papers") == 604  # marked, kept for the delivery ledger
 
 
-def test_the_same_file_twice_changes_nothing(engine: Engine) -> None:
+@pytest.fixture(params=["in-process", "parser-process"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Small files are parsed in-process, large ones in a parser process: test both paths."""
+    if request.param == "parser-process":
+        monkeypatch.setattr(ingest, "PIPELINE_MIN_BYTES", 0)
+    return str(request.param)
+
+
+def test_the_same_file_twice_changes_nothing(engine: Engine, mode: str) -> None:
     ingest.ingest_file(engine, MEDLINE_2016)
     with engine.connect() as conn:
         before = conn.execute(sa.text("SELECT pmid, updated_at, content_hash FROM papers ORDER BY pmid")).all()
@@ -83,12 +92,14 @@ def test_pmid_9997_gains_its_doi_from_the_newer_copy_and_keeps_it(engine: Engine
     assert old.new >= 1 and scalar(engine, "SELECT count(*) FROM papers WHERE pmid = 9997") == 1
 
 
-def test_a_truncated_file_keeps_the_records_before_the_fault(engine: Engine, tmp_path: Path) -> None:
+def test_a_truncated_file_keeps_the_records_before_the_fault(engine: Engine, tmp_path: Path, mode: str) -> None:
     data = gzip.decompress(MEDLINE_2016.read_bytes())
     cut = data.index(b"<MedlineCitation ", len(data) // 2) + 300  # inside a record, half way
     broken = tmp_path / "cut.xml"
     broken.write_bytes(data[:cut])
-    report = ingest.ingest_file(engine, broken, batch_size=100)
+    read: list[int] = []
+    report = ingest.ingest_file(engine, broken, batch_size=100, progress=read.append)
+    assert sum(read) == broken.stat().st_size  # the progress bar reaches the end
     assert report.error is not None
     assert str(broken) in str(report.error) and report.error.line is not None
     loaded = scalar(engine, "SELECT count(*) FROM papers")

@@ -534,3 +534,8 @@ def test_gene_symbols() -> None:
     [paper] = parse_bytes(b"<MedlineCitationSet>" + one + b"</MedlineCitationSet>")
     assert isinstance(paper, PaperRecord)
     assert paper.gene_symbols == ["TP53", "c-myc"]
+
+
+def test_an_embargoed_pmcid_note_is_not_part_of_the_pmcid() -> None:
+    """Old-format OtherID reads "PMC4688250 [Available on 12/22/16]"; the PMCID is the first word."""
+    assert records(MEDLINE16)[26109528].pmcid == "PMC4688250"

@@ -8,8 +8,11 @@ because saving is idempotent.
 from __future__ import annotations
 
 import io
+import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import pickle
+import queue as queue_module
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +20,12 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from . import store
-from .errors import ParseError
+from .errors import ParseError, StoreError
 from .pubmed_xml import iter_records
 from .records import Deletion, PaperRecord
 
 BATCH_SIZE = 1000
+PIPELINE_MIN_BYTES = 8_000_000  # below this, starting a parser process costs more than it saves
 
 Progress = Callable[[int], None]  # called with the number of bytes read since the last call
 
@@ -50,38 +54,46 @@ class IngestSummary:
 
 
 class _CountingReader(io.FileIO):
-    """A binary file that reports how many bytes were read, for a progress bar."""
+    """A binary file that reports how far into it reading has gone, for a progress bar."""
 
     def __init__(self, path: Path, progress: Progress | None) -> None:
         super().__init__(path, "rb")
         self._progress = progress
+        self._reported = 0
+
+    def _report(self) -> None:
+        if self._progress is not None:
+            position = self.tell()
+            if position > self._reported:
+                self._progress(position - self._reported)
+                self._reported = position
 
     def read(self, size: int | None = -1) -> bytes:
         data = super().read(size)
-        if self._progress is not None and data:
-            self._progress(len(data))
+        self._report()
         return data or b""
 
     def readinto(self, buffer: Any) -> int:
         count = super().readinto(buffer) or 0
-        if self._progress is not None and count:
-            self._progress(count)
+        self._report()
         return count
 
 
-def save_items(engine: Engine, items: Sequence[PaperRecord | Deletion]) -> store.SaveResult:
+def save_items(
+    engine: Engine, items: Sequence[PaperRecord | Deletion], digests: Mapping[int, str] | None = None
+) -> store.SaveResult:
     """Save one batch of parsed items in one transaction, in order (a deletion after its records)."""
     result = store.SaveResult()
     with engine.begin() as conn:
         pending: list[PaperRecord] = []
         for item in items:
             if isinstance(item, Deletion):
-                result += store.save_batch(conn, pending)
+                result += store.save_batch(conn, pending, digests=digests)
                 pending = []
                 result.deleted += store.apply_deletion(conn, item)
             else:
                 pending.append(item)
-        result += store.save_batch(conn, pending)
+        result += store.save_batch(conn, pending, digests=digests)
     return result
 
 
@@ -111,14 +123,85 @@ def ingest_stream(
 def ingest_file(
     engine: Engine, path: Path, *, progress: Progress | None = None, batch_size: int = BATCH_SIZE
 ) -> FileReport:
-    """Load one ``.xml`` or ``.xml.gz`` file; a malformed file is reported in the FileReport, not raised."""
+    """Load one ``.xml`` or ``.xml.gz`` file; a malformed file is reported in the FileReport, not raised.
+
+    A large file is parsed in a second process while this one writes to the database, so the two
+    halves of the work overlap on two cores; a small one is parsed here.
+    """
+    if path.stat().st_size >= PIPELINE_MIN_BYTES:
+        return _ingest_pipelined(engine, path, progress, batch_size)
     reader = _CountingReader(path, progress)
     try:
-        result, error = ingest_stream(
-            engine, iter_records(reader, name=str(path)), batch_size=batch_size
-        )
+        result, error = ingest_stream(engine, iter_records(reader, name=str(path)), batch_size=batch_size)
     finally:
         reader.close()
+    return FileReport(path, result, error)
+
+
+def _parse_worker(path: str, batch_size: int, queue: Any) -> None:
+    """Child process: parse the file, fingerprint each record, send pickled batches to the parent."""
+    read = 0
+
+    def count(size: int) -> None:
+        nonlocal read
+        read += size
+
+    batch: list[tuple[bytes, str | None]] = []
+    reader = _CountingReader(Path(path), count)
+    try:
+        for item in iter_records(reader, name=path):
+            blob = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+            digest = store.digest_of_pickle(blob) if isinstance(item, PaperRecord) else None
+            batch.append((blob, digest))
+            if len(batch) >= batch_size:
+                queue.put(("items", batch, read))
+                batch = []
+        queue.put(("items", batch, read))
+        queue.put(("done", None, read))
+    except ParseError as exc:
+        queue.put(("items", batch, read))
+        queue.put(("error", (exc.source, exc.line, exc.column, exc.message), read))
+    except Exception as exc:  # noqa: BLE001 - reported by the parent as a failed file
+        queue.put(("crash", f"{type(exc).__name__}: {exc}", read))
+    finally:
+        reader.close()
+
+
+def _ingest_pipelined(engine: Engine, path: Path, progress: Progress | None, batch_size: int) -> FileReport:
+    context = mp.get_context("spawn")
+    queue = context.Queue(maxsize=4)  # bounded: memory stays flat whatever the file size
+    worker = context.Process(target=_parse_worker, args=(str(path), batch_size, queue), daemon=True)
+    worker.start()
+    result = store.SaveResult()
+    error: ParseError | None = None
+    reported = 0
+    try:
+        while True:
+            try:
+                kind, payload, read = queue.get(timeout=1.0)
+            except queue_module.Empty:
+                if not worker.is_alive():
+                    raise StoreError(f"{path}: the parser process died (exit code {worker.exitcode})") from None
+                continue
+            if progress is not None and read > reported:
+                progress(read - reported)
+                reported = read
+            if kind == "items":
+                items = [pickle.loads(blob) for blob, _ in payload]
+                digests = {id(item): digest for item, (_, digest) in zip(items, payload) if digest}
+                result += save_items(engine, items, digests)
+            elif kind == "error":
+                error = ParseError(*payload)
+                break
+            elif kind == "crash":
+                raise StoreError(f"{path}: the parser process failed: {payload}")
+            else:
+                break
+    finally:
+        if worker.is_alive():
+            worker.terminate()
+        worker.join()
+        queue.close()
     return FileReport(path, result, error)
 
 

@@ -205,7 +205,7 @@ def _citation(mc: _Element) -> PaperRecord:
             # Old-format files have no PubmedData; NLM put the PMCID here.
             other = _pcdata(child) or ""
             if other.startswith("PMC") and child.get("Source") == "NLM":
-                record.pmcid = other
+                record.pmcid = other.split()[0]  # "PMC4688250 [Available on 12/22/16]"
     return record
 
 

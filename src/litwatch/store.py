@@ -17,7 +17,7 @@ import datetime as dt
 import hashlib
 import pickle
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +57,12 @@ class SaveResult:
 
 def content_hash(record: PaperRecord) -> str:
     """A fingerprint of everything parsed from a record, to tell a re-read from a revision."""
-    return hashlib.blake2b(pickle.dumps(record, protocol=5), digest_size=16).hexdigest()
+    return digest_of_pickle(pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def digest_of_pickle(blob: bytes) -> str:
+    """``content_hash`` of a record already pickled (the ingest worker pickles it anyway)."""
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
 
 
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
@@ -196,11 +201,21 @@ def _older(record: PaperRecord, than: PaperRecord | Any) -> bool:
 
 
 def save_batch(
-    conn: Connection, records: Iterable[PaperRecord], *, now: dt.datetime | None = None
+    conn: Connection,
+    records: Iterable[PaperRecord],
+    *,
+    now: dt.datetime | None = None,
+    digests: Mapping[int, str] | None = None,
 ) -> SaveResult:
-    """Store a batch of records in the caller's transaction; see the module docstring for the rules."""
+    """Store a batch of records in the caller's transaction; see the module docstring for the rules.
+
+    ``digests`` maps ``id(record)`` to its ``content_hash`` when the caller already has them (the
+    ingest worker computes them beside the parser, in another process).
+    """
     now = now or dt.datetime.now(dt.UTC)
     result = SaveResult()
+    records = list(records)
+    digest_of = digests or {}
     batch = _newest_per_pmid(records, result)
     if not batch:
         return result
@@ -220,11 +235,11 @@ def save_batch(
         _lookup(conn, sa.select(papers.c.doi, papers.c.pmid), papers.c.doi, dois)
     )
 
-    inserts: list[PaperRecord] = []
+    inserts: list[tuple[PaperRecord, str]] = []
     updates: list[tuple[PaperRecord, str]] = []
     aliases: list[dict[str, Any]] = []
     for record in batch:
-        digest = content_hash(record)
+        digest = digest_of.get(id(record)) or content_hash(record)
         if record.pmid in owner_of:
             row = stored.get(record.pmid)
             if row is None:  # this PMID was merged into a DOI twin earlier: nothing new to do
@@ -251,7 +266,7 @@ def save_batch(
         if record.doi:
             doi_owner[record.doi] = record.pmid
         owner_of[record.pmid] = record.pmid
-        inserts.append(record)
+        inserts.append((record, digest))
         aliases.append({"pmid": record.pmid, "paper_pmid": record.pmid, "merged_by": "self", "seen_at": now})
 
     if updates:
@@ -274,12 +289,12 @@ def save_batch(
     if inserts:
         conn.execute(
             papers.insert(),
-            [_paper_row(r, content_hash(r), now) | {"first_seen": now} for r in inserts],
+            [_paper_row(r, digest, now) | {"first_seen": now} for r, digest in inserts],
         )
-        _insert_children(conn, inserts)
+        _insert_children(conn, [r for r, _ in inserts])
         result.new += len(inserts)
-        result.new_pmids.extend(r.pmid for r in inserts)
-        result.changed_pmids.extend(r.pmid for r in inserts)
+        result.new_pmids.extend(r.pmid for r, _ in inserts)
+        result.changed_pmids.extend(r.pmid for r, _ in inserts)
     if aliases:
         conn.execute(paper_pmids.insert(), aliases)
     return result
