@@ -179,3 +179,15 @@ def test_since_backfills_without_moving_the_watermark(engine: Engine, fake_eutil
     receipt = runner.run_query(engine, client_for(fake_eutils), QUERY, today=TODAY, since=since)
     assert receipt.ok and receipt.window_from == since
     assert watermark(engine) is None
+
+
+def test_a_run_tags_what_it_stores(engine: Engine, fake_eutils: FakeEutils) -> None:
+    from litwatch.tag_store import load_tagger
+
+    load_real_records(fake_eutils, TODAY - dt.timedelta(days=2))
+    tagger = load_tagger(Path(__file__).parent.parent / "queries" / "vocab")
+    receipt = runner.run_query(engine, client_for(fake_eutils), QUERY, today=TODAY, tagger=tagger)
+    assert receipt.ok
+    with engine.connect() as conn:
+        tags = set(conn.execute(sa.text("SELECT paper_pmid, tag FROM paper_tags")).all())
+    assert (38833988, "TP53") in {tuple(t) for t in tags}

@@ -19,10 +19,11 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from . import store
+from . import store, tag_store
 from .errors import ParseError, StoreError
 from .pubmed_xml import iter_records
 from .records import Deletion, PaperRecord
+from .tagging import Tag, Tagger
 
 BATCH_SIZE = 1000
 PIPELINE_MIN_BYTES = 8_000_000  # below this, starting a parser process costs more than it saves
@@ -80,25 +81,49 @@ class _CountingReader(io.FileIO):
 
 
 def save_items(
-    engine: Engine, items: Sequence[PaperRecord | Deletion], digests: Mapping[int, str] | None = None
+    engine: Engine,
+    items: Sequence[PaperRecord | Deletion],
+    digests: Mapping[int, str] | None = None,
+    *,
+    tagger: Tagger | None = None,
+    tags: Mapping[int, list[Tag]] | None = None,
 ) -> store.SaveResult:
-    """Save one batch of parsed items in one transaction, in order (a deletion after its records)."""
+    """Save one batch of parsed items in one transaction, in order (a deletion after its records).
+
+    New and updated papers are tagged in the same transaction: with ``tags`` already computed
+    (keyed by ``id(record)``, from the parser process) or by ``tagger`` here.
+    """
     result = store.SaveResult()
     with engine.begin() as conn:
         pending: list[PaperRecord] = []
+
+        def flush() -> None:
+            saved = store.save_batch(conn, pending, digests=digests)
+            changed = set(saved.changed_pmids)
+            fresh = [r for r in pending if r.pmid in changed]
+            if tags is not None:
+                tag_store.save_tags(conn, {r.pmid: tags.get(id(r), []) for r in fresh})
+            elif tagger is not None:
+                tag_store.tag_records(conn, tagger, fresh)
+            result.__iadd__(saved)
+            pending.clear()
+
         for item in items:
             if isinstance(item, Deletion):
-                result += store.save_batch(conn, pending, digests=digests)
-                pending = []
+                flush()
                 result.deleted += store.apply_deletion(conn, item)
             else:
                 pending.append(item)
-        result += store.save_batch(conn, pending, digests=digests)
+        flush()
     return result
 
 
 def ingest_stream(
-    engine: Engine, items: Iterator[PaperRecord | Deletion], *, batch_size: int = BATCH_SIZE
+    engine: Engine,
+    items: Iterator[PaperRecord | Deletion],
+    *,
+    batch_size: int = BATCH_SIZE,
+    tagger: Tagger | None = None,
 ) -> tuple[store.SaveResult, ParseError | None]:
     """Save everything an iterator yields, batch by batch.
 
@@ -112,47 +137,60 @@ def ingest_stream(
         for item in items:
             batch.append(item)
             if len(batch) >= batch_size:
-                result += save_items(engine, batch)
+                result += save_items(engine, batch, tagger=tagger)
                 batch = []
     except ParseError as exc:
         error = exc
-    result += save_items(engine, batch)
+    result += save_items(engine, batch, tagger=tagger)
     return result, error
 
 
 def ingest_file(
-    engine: Engine, path: Path, *, progress: Progress | None = None, batch_size: int = BATCH_SIZE
+    engine: Engine,
+    path: Path,
+    *,
+    progress: Progress | None = None,
+    batch_size: int = BATCH_SIZE,
+    vocab_dir: Path | None = None,
+    tagger: Tagger | None = None,
 ) -> FileReport:
     """Load one ``.xml`` or ``.xml.gz`` file; a malformed file is reported in the FileReport, not raised.
 
     A large file is parsed in a second process while this one writes to the database, so the two
-    halves of the work overlap on two cores; a small one is parsed here.
+    halves of the work overlap on two cores (the parser process tags too, with the vocabulary in
+    ``vocab_dir``); a small one is parsed here and tagged with ``tagger``.
     """
     if path.stat().st_size >= PIPELINE_MIN_BYTES:
-        return _ingest_pipelined(engine, path, progress, batch_size)
+        return _ingest_pipelined(engine, path, progress, batch_size, vocab_dir)
     reader = _CountingReader(path, progress)
     try:
-        result, error = ingest_stream(engine, iter_records(reader, name=str(path)), batch_size=batch_size)
+        result, error = ingest_stream(
+            engine, iter_records(reader, name=str(path)), batch_size=batch_size, tagger=tagger
+        )
     finally:
         reader.close()
     return FileReport(path, result, error)
 
 
-def _parse_worker(path: str, batch_size: int, queue: Any) -> None:
-    """Child process: parse the file, fingerprint each record, send pickled batches to the parent."""
+def _parse_worker(path: str, batch_size: int, vocab_dir: str | None, queue: Any) -> None:
+    """Child process: parse, fingerprint and tag each record, send pickled batches to the parent."""
     read = 0
 
     def count(size: int) -> None:
         nonlocal read
         read += size
 
-    batch: list[tuple[bytes, str | None]] = []
+    batch: list[tuple[bytes, str | None, list[Tag]]] = []
     reader = _CountingReader(Path(path), count)
     try:
+        tagger = tag_store.load_tagger(Path(vocab_dir)) if vocab_dir else None
         for item in iter_records(reader, name=path):
             blob = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
-            digest = store.digest_of_pickle(blob) if isinstance(item, PaperRecord) else None
-            batch.append((blob, digest))
+            if isinstance(item, PaperRecord):
+                tags = tagger.tag_record(item) if tagger is not None else []
+                batch.append((blob, store.digest_of_pickle(blob), tags))
+            else:
+                batch.append((blob, None, []))
             if len(batch) >= batch_size:
                 queue.put(("items", batch, read))
                 batch = []
@@ -167,10 +205,12 @@ def _parse_worker(path: str, batch_size: int, queue: Any) -> None:
         reader.close()
 
 
-def _ingest_pipelined(engine: Engine, path: Path, progress: Progress | None, batch_size: int) -> FileReport:
+def _ingest_pipelined(
+    engine: Engine, path: Path, progress: Progress | None, batch_size: int, vocab_dir: Path | None
+) -> FileReport:
     context = mp.get_context("spawn")
     queue = context.Queue(maxsize=4)  # bounded: memory stays flat whatever the file size
-    worker = context.Process(target=_parse_worker, args=(str(path), batch_size, queue), daemon=True)
+    worker = context.Process(target=_parse_worker, args=(str(path), batch_size, str(vocab_dir) if vocab_dir else None, queue), daemon=True)
     worker.start()
     result = store.SaveResult()
     error: ParseError | None = None
@@ -187,9 +227,10 @@ def _ingest_pipelined(engine: Engine, path: Path, progress: Progress | None, bat
                 progress(read - reported)
                 reported = read
             if kind == "items":
-                items = [pickle.loads(blob) for blob, _ in payload]
-                digests = {id(item): digest for item, (_, digest) in zip(items, payload) if digest}
-                result += save_items(engine, items, digests)
+                items = [pickle.loads(blob) for blob, _, _ in payload]
+                digests = {id(item): digest for item, (_, digest, _) in zip(items, payload) if digest}
+                tags = {id(item): found for item, (_, _, found) in zip(items, payload)}
+                result += save_items(engine, items, digests, tags=tags if vocab_dir else None)
             elif kind == "error":
                 error = ParseError(*payload)
                 break
@@ -223,8 +264,17 @@ def ingest_paths(
     *,
     progress: Progress | None = None,
     batch_size: int = BATCH_SIZE,
+    vocab_dir: Path | None = None,
 ) -> IngestSummary:
+    """Load files one after another; tag with the vocabulary in ``vocab_dir`` when it exists."""
     summary = IngestSummary()
+    if vocab_dir is not None and not vocab_dir.is_dir():
+        vocab_dir = None
+    # a parser process builds its own tagger: build one here only if some file is parsed here
+    local = vocab_dir is not None and any(p.stat().st_size < PIPELINE_MIN_BYTES for p in paths)
+    tagger = tag_store.load_tagger(vocab_dir) if local and vocab_dir is not None else None
     for path in paths:
-        summary.files.append(ingest_file(engine, path, progress=progress, batch_size=batch_size))
+        summary.files.append(
+            ingest_file(engine, path, progress=progress, batch_size=batch_size, vocab_dir=vocab_dir, tagger=tagger)
+        )
     return summary

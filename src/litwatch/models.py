@@ -219,6 +219,67 @@ class Run(Base):
     missing_pmids: Mapped[str | None] = mapped_column(Text)
 
 
+class PaperTag(Base):
+    """A gene, pathway or condition found in a paper: where, as which text, by which vocabulary."""
+
+    __tablename__ = "paper_tags"
+
+    paper_pmid: Mapped[int] = _paper_fk()
+    tag: Mapped[str] = mapped_column(Text, primary_key=True, index=True)
+    source: Mapped[str] = mapped_column(Text, primary_key=True)  # title|abstract|keyword|mesh|chemical|gene_symbol
+    kind: Mapped[str] = mapped_column(Text, index=True)  # gene | pathway | condition
+    matched_text: Mapped[str] = mapped_column(Text)
+    vocab_version: Mapped[str] = mapped_column(Text)
+
+
+class Digest(Base):
+    """One digest for one group: its content is frozen when prepared, then handed to SMTP once.
+
+    ``status``: prepared -> accepted (the SMTP server took it, or the outbox file was written)
+    -> recorded (its papers are in the ledger as sent); failed keeps the error for the next run.
+    """
+
+    __tablename__ = "digests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    group_name: Mapped[str] = mapped_column(Text, index=True)
+    message_id: Mapped[str] = mapped_column(Text, unique=True)
+    status: Mapped[str] = mapped_column(Text, index=True)
+    subject: Mapped[str] = mapped_column(Text)
+    recipients: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    covers_from: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    covers_to: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    paper_count: Mapped[int] = mapped_column(Integer, default=0)
+    overflow_count: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class DigestItem(Base):
+    """The delivery ledger: which paper went (or goes) to which group in which digest, and as what."""
+
+    __tablename__ = "digest_items"
+
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id", ondelete="CASCADE"), primary_key=True)
+    paper_pmid: Mapped[int] = mapped_column(ForeignKey("papers.pmid", ondelete="CASCADE"), primary_key=True, index=True)
+    item_kind: Mapped[str] = mapped_column(Text, primary_key=True)  # paper | retraction_notice | overflow
+    group_name: Mapped[str] = mapped_column(Text, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Lease(Base):
+    """A lock held in the database so two processes never run the same query or digest at once."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)  # e.g. "query:migraine-immunology"
+    holder: Mapped[str] = mapped_column(Text)  # host:pid:random
+    acquired_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
 def table(model: type[Base]) -> sa.Table:
     """The Core table behind a model, for bulk statements."""
     return cast(sa.Table, model.__table__)

