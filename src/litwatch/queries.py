@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from croniter import croniter
+from croniter.croniter import CroniterBadCronError, CroniterBadDateError
+
 from .errors import QueryFileError
 
 Severity = Literal["error", "warning"]
@@ -352,32 +355,26 @@ def _term_lines(text: str, key_line: int, value: str) -> list[int]:
 
 
 def _cron_problems(expr: str, today: datetime.date) -> list[tuple[Severity, str]]:
-    """Check a 5-field cron expression the way the scheduler will read it (APScheduler 3)."""
-    from apscheduler.triggers.cron import CronTrigger  # only here: the core does not need a scheduler
-
+    """Check a 5-field cron expression the way the scheduler reads it (standard cron: 0 = Sunday)."""
+    fix = ("fix: use 5 fields 'minute hour day-of-month month day-of-week', e.g. '0 6 * * mon' "
+           "(Mondays 06:00)")
+    fields = expr.split()
+    if len(fields) != 5:
+        return [("error", f"schedule {expr!r} is not a valid cron expression: got {len(fields)} fields, "
+                 f"expected 5; {fix}")]
+    noon = datetime.datetime.combine(today, datetime.time(12))
     try:
-        trigger = CronTrigger.from_crontab(expr, timezone="UTC")
-    except ValueError as exc:
-        return [("error", f"schedule {expr!r} is not a valid cron expression: {exc}; fix: use 5 fields "
-                 "'minute hour day-of-month month day-of-week', e.g. '0 6 * * mon' (Mondays 06:00)")]
-    found: list[tuple[Severity, str]] = []
-    noon = datetime.datetime.combine(today, datetime.time(12), datetime.timezone.utc)
-    first = trigger.get_next_fire_time(None, noon)
-    second = trigger.get_next_fire_time(first, first + datetime.timedelta(seconds=1)) if first else None
-    if first is None:
-        found.append(("error", f"schedule {expr!r} never fires; fix: check the day and month fields"))
-    elif second is not None and second - first < datetime.timedelta(hours=1):
-        found.append(("warning", f"schedule {expr!r} runs more than once an hour, but PubMed adds papers "
-                      "once a day; fix: run weekly or daily, e.g. '0 6 * * mon'"))
-    if re.search(r"\d", expr.split()[4]) and first is not None:
-        monday = noon - datetime.timedelta(days=today.weekday(), hours=12)
-        days = [monday + datetime.timedelta(days=n) for n in range(7)]
-        fired = [d.strftime("%A") for d in days
-                 if (t := trigger.get_next_fire_time(None, d)) is not None and t.date() == d.date()]
-        found.append(("warning", f"schedule {expr!r}: weekdays are numbered from 0 = Monday here, not "
-                      f"0 = Sunday as in crontab, so it runs on {', '.join(fired)}; fix: write day "
-                      "names (mon, tue, wed, thu, fri, sat, sun)"))
-    return found
+        times = croniter(expr, noon)
+        first = times.get_next(datetime.datetime)
+        second = times.get_next(datetime.datetime)
+    except CroniterBadDateError:
+        return [("error", f"schedule {expr!r} never fires; fix: check the day and month fields")]
+    except (CroniterBadCronError, ValueError) as exc:
+        return [("error", f"schedule {expr!r} is not a valid cron expression: {exc}; {fix}")]
+    if second - first < datetime.timedelta(hours=1):
+        return [("warning", f"schedule {expr!r} runs more than once an hour, but PubMed adds papers "
+                 "once a day; fix: run weekly or daily, e.g. '0 6 * * mon'")]
+    return []
 
 
 def query_files(folder: Path) -> list[Path]:
