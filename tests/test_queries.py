@@ -13,11 +13,11 @@ from litwatch.queries import (
     Problem,
     SavedQuery,
     check_queries,
-    lint_term,
     load_queries,
     load_query,
     query_files,
 )
+from litwatch.query_syntax import lint_term
 
 FIXTURES = Path(__file__).parent / "fixtures" / "queries"
 SHIPPED = Path(__file__).parents[1] / "queries"
