@@ -1,0 +1,220 @@
+"""The mail module against a real SMTP server in this process (aiosmtpd on 127.0.0.1).
+
+The ``smtp_sink`` fixture is shared with ``test_digest.py``: it records every message it accepts
+and can be told to refuse a recipient or the message with a given reply.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+import shutil
+import socket
+import ssl
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from litwatch.config import Settings
+from litwatch.errors import MailError
+from litwatch.mail import OutboxMailer, SmtpMailer, build_message, mailer_from_settings
+
+PASSWORD = "s3cret-Pa55word!"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Sink:
+    """What the test SMTP server received, and how it should answer."""
+
+    port: int = 0
+    received: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+    refuse_rcpt: dict[str, str] = field(default_factory=dict)  # address -> reply such as "550 ..."
+    data_reply: str | None = None  # e.g. "451 4.3.0 try later"
+    rcpt_seen: list[str] = field(default_factory=list)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        self.rcpt_seen.append(address)
+        if address in self.refuse_rcpt:
+            return self.refuse_rcpt[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.data_reply:
+            return self.data_reply
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 Message accepted for delivery"
+
+    def messages(self) -> list[EmailMessage]:
+        out = []
+        for _, _, content in self.received:
+            msg = email.message_from_bytes(content, policy=email.policy.default)
+            assert isinstance(msg, EmailMessage)
+            out.append(msg)
+        return out
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[Sink]:
+    """A plain SMTP server on 127.0.0.1 that accepts everything unless told otherwise."""
+    sink = Sink(port=free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made with the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the TLS tests need the openssl command to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+    ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"digest" and auth_data.password == PASSWORD.encode()
+    if ok:
+        return AuthResult(success=True)
+    # a careless server that quotes what it was given: the mailer must not pass it on
+    given = auth_data.password.decode() if isinstance(auth_data, LoginPassword) else ""
+    return AuthResult(success=False, handled=False, message=f"535 5.7.8 bad credentials {given}")
+
+
+@pytest.fixture(params=["starttls", "ssl"])
+def tls_sink(request: pytest.FixtureRequest, tls_files: tuple[Path, Path]) -> Iterator[tuple[Sink, str, ssl.SSLContext]]:
+    """An SMTP server that needs a login, over STARTTLS or implicit TLS; yields the client's context."""
+    cert, key = tls_files
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    sink = Sink(port=free_port())
+    mode = str(request.param)
+    if mode == "starttls":
+        controller = Controller(sink, hostname="127.0.0.1", port=sink.port, tls_context=server_ctx,
+                                require_starttls=True, authenticator=_authenticator, auth_required=True)
+    else:
+        controller = Controller(sink, hostname="127.0.0.1", port=sink.port, ssl_context=server_ctx,
+                                authenticator=_authenticator, auth_require_tls=False)
+    controller.start()
+    try:
+        yield sink, mode, ssl.create_default_context(cafile=str(cert))
+    finally:
+        controller.stop()
+
+
+def message(to: tuple[str, ...] = ("Ana Ruiz <ana@example.org>", "lab@example.org")) -> EmailMessage:
+    return build_message(subject="[litwatch] headache-lab: 2 new papers", sender="litwatch@example.org",
+                         recipients=to, text="Plain text ü\n", html="<p>HTML ü</p>\n",
+                         message_id="<litwatch.headache-lab.20260302T070000Z.abcd1234@example.org>",
+                         date="Mon, 02 Mar 2026 07:00:00 +0000", headers={"X-Litwatch-Group": "headache-lab"})
+
+
+def test_a_message_arrives_whole_as_multipart_alternative(smtp_sink: Sink) -> None:
+    SmtpMailer("127.0.0.1", smtp_sink.port, tls="none").send(message())
+    [(sender, rcpts, _)] = smtp_sink.received
+    assert sender == "litwatch@example.org"
+    assert rcpts == ["ana@example.org", "lab@example.org"]
+    [got] = smtp_sink.messages()
+    assert got.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in got.iter_parts()] == ["text/plain", "text/html"]
+    assert got["Message-ID"] == "<litwatch.headache-lab.20260302T070000Z.abcd1234@example.org>"
+    assert got["To"] == "Ana Ruiz <ana@example.org>, lab@example.org"
+    assert got.get_body(("plain",)).get_content().splitlines() == ["Plain text ü"]  # type: ignore[union-attr]
+
+
+def test_login_over_tls_and_the_password_never_shows(tls_sink: tuple[Sink, str, ssl.SSLContext],
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    sink, mode, context = tls_sink
+    caplog.set_level(logging.DEBUG, logger="litwatch")
+    SmtpMailer("127.0.0.1", sink.port, user="digest", password=PASSWORD, tls=mode, ssl_context=context).send(message())
+    assert len(sink.received) == 1
+
+    wrong = SmtpMailer("127.0.0.1", sink.port, user="digest", password=PASSWORD + "x", tls=mode, ssl_context=context)
+    with pytest.raises(MailError) as failure:
+        wrong.send(message())
+    assert "login as 'digest' refused (535" in str(failure.value)
+    assert PASSWORD not in str(failure.value) and PASSWORD not in repr(wrong)
+    assert failure.value.__cause__ is None and failure.value.__context__ is not None
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("litwatch")]
+    assert ours and not any(PASSWORD in line for line in ours)  # (the test server logs it; it is not ours)
+    assert len(sink.received) == 1
+
+
+def test_an_untrusted_certificate_is_refused(tls_sink: tuple[Sink, str, ssl.SSLContext]) -> None:
+    sink, mode, _context = tls_sink
+    with pytest.raises(MailError, match="TLS failed|CERTIFICATE_VERIFY_FAILED"):
+        SmtpMailer("127.0.0.1", sink.port, user="digest", password=PASSWORD, tls=mode, timeout=5).send(message())
+    assert sink.received == []
+
+
+def test_a_server_without_starttls_is_not_used_in_the_clear(smtp_sink: Sink) -> None:
+    with pytest.raises(MailError, match="does not offer STARTTLS"):
+        SmtpMailer("127.0.0.1", smtp_sink.port, user="digest", password=PASSWORD, tls="starttls").send(message())
+    assert smtp_sink.received == []
+
+
+def test_a_refused_connection_is_a_mail_error() -> None:
+    port = free_port()
+    with pytest.raises(MailError, match=rf"127\.0\.0\.1:{port}: cannot connect"):
+        SmtpMailer("127.0.0.1", port, tls="none", timeout=5).send(message())
+
+
+def test_one_refused_recipient_means_nobody_gets_it(smtp_sink: Sink) -> None:
+    smtp_sink.refuse_rcpt["lab@example.org"] = "550 5.1.1 no such user"
+    with pytest.raises(MailError, match=r"lab@example\.org: 550 5\.1\.1 no such user.*|nothing was sent"):
+        SmtpMailer("127.0.0.1", smtp_sink.port, tls="none").send(message())
+    assert smtp_sink.received == []
+    assert smtp_sink.rcpt_seen == ["ana@example.org", "lab@example.org"]
+
+
+@pytest.mark.parametrize("reply", ["451 4.3.0 mailbox busy, try later", "554 5.6.0 message refused"])
+def test_a_refused_message_is_a_mail_error(smtp_sink: Sink, reply: str) -> None:
+    smtp_sink.data_reply = reply
+    with pytest.raises(MailError, match=reply.split()[0]):
+        SmtpMailer("127.0.0.1", smtp_sink.port, tls="none").send(message())
+    assert smtp_sink.received == []
+
+
+def test_the_outbox_writes_the_message_and_its_html(tmp_path: Path) -> None:
+    OutboxMailer(tmp_path / "outbox").send(message())
+    eml = tmp_path / "outbox" / "litwatch.headache-lab.20260302T070000Z.abcd1234.eml"
+    parsed = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert parsed["Subject"] == "[litwatch] headache-lab: 2 new papers"
+    assert eml.with_suffix(".html").read_text(encoding="utf-8") == "<p>HTML ü</p>\n"
+    assert sorted(p.name for p in (tmp_path / "outbox").iterdir()) == [eml.with_suffix(".eml").name,
+                                                                      eml.with_suffix(".html").name]
+
+
+def test_an_unwritable_outbox_is_a_mail_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(MailError, match="cannot write the digest to the outbox"):
+        OutboxMailer(blocker / "outbox").send(message())
+
+
+def test_settings_choose_smtp_or_the_outbox(tmp_path: Path) -> None:
+    assert isinstance(mailer_from_settings(Settings(outbox=tmp_path)), OutboxMailer)
+    smtp = mailer_from_settings(Settings(smtp_host="mail.example.org", smtp_tls="ssl", smtp_password=PASSWORD))
+    assert isinstance(smtp, SmtpMailer) and smtp.port == 465
+    assert PASSWORD not in repr(smtp)
