@@ -136,3 +136,19 @@ def test_tag_all_retags_the_store(runner: CliRunner) -> None:
     invoke(runner, "ingest", "--no-tag", str(PUBMED / "metapub"))
     result = invoke(runner, "tag", "--all")
     assert result.exit_code == 0 and result.output.startswith("tagged 13 papers:")
+
+
+def test_a_manual_run_does_not_start_a_query_a_scheduler_is_running(
+    runner: CliRunner, fake_eutils: FakeEutils, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from litwatch import db, leases
+
+    monkeypatch.setenv("LITWATCH_EUTILS_URL", fake_eutils.url)
+    monkeypatch.setenv("LITWATCH_EMAIL", "librarian@example.org")
+    invoke(runner, "init")
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'db' / 'litwatch.sqlite'}")
+    with leases.hold(engine, "query:migraine-immunology", ttl=60, holder="cron-host:4242:abcd"):
+        result = invoke(runner, "run", "--query", "migraine-immunology")
+    engine.dispose()
+    assert result.exit_code == 1
+    assert "cron-host:4242:abcd" in result.output and fake_eutils.count() == 0

@@ -191,3 +191,26 @@ def test_a_run_tags_what_it_stores(engine: Engine, fake_eutils: FakeEutils) -> N
     with engine.connect() as conn:
         tags = set(conn.execute(sa.text("SELECT paper_pmid, tag FROM paper_tags")).all())
     assert (38833988, "TP53") in {tuple(t) for t in tags}
+
+
+def test_an_interrupted_run_records_the_failure_and_keeps_the_watermark(
+    engine: Engine, fake_eutils: FakeEutils
+) -> None:
+    load_real_records(fake_eutils, TODAY - dt.timedelta(days=2))
+    client = client_for(fake_eutils)
+    real_efetch = client.efetch
+    calls = {"n": 0}
+
+    def interrupted(pmids: list[int], parse: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_efetch(pmids, parse)
+
+    client.efetch = interrupted  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_query(engine, client, QUERY, today=TODAY, batch_size=4)
+    assert watermark(engine) is None and len(stored_pmids(engine)) == 4
+    with engine.connect() as conn:
+        status, error = conn.execute(sa.text("SELECT status, error FROM runs")).one()
+    assert status == "failed" and error.startswith("interrupted: KeyboardInterrupt")

@@ -137,3 +137,24 @@ def test_a_failed_batch_leaves_nothing_behind(engine: Engine) -> None:
             raise RuntimeError("crash mid-load")
     assert count(engine, "papers") == 0 and count(engine, "paper_pmids") == 0
     assert save(engine, paper(1), paper(2)).new == 2
+
+
+def test_a_paper_stored_by_another_process_meanwhile_is_not_an_error(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs finding the same new paper at once: the second insert yields instead of failing."""
+    save(engine, paper(1, "10.1/a"), paper(5, "10.1/x"))
+    real_lookup, calls = store._lookup, []
+
+    def stale_view(conn: object, query: object, column: object, keys: object) -> list[object]:
+        """The batch's first lookups (owners, stored rows, DOIs) ran before the other commit."""
+        calls.append(keys)
+        return [] if len(calls) <= 3 else real_lookup(conn, query, column, keys)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_lookup", stale_view)
+    result = save(engine, paper(1, "10.1/a"), paper(2, "10.1/A"), paper(3, "10.1/c"), paper(4, "10.1/X"))
+    assert (result.new, result.unchanged, result.merged) == (1, 1, 1)  # 3 new; 1 known; 2 twin of 1
+    assert result.skipped == {"DOI stored by another process at the same moment; merged on the next run": 1}
+    monkeypatch.undo()
+    assert count(engine, "papers") == 3 and count(engine, "paper_pmids") == 4
+    assert save(engine, paper(4, "10.1/x")).merged == 1  # the next run merges the DOI twin of 5

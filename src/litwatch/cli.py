@@ -17,7 +17,7 @@ import click
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import db, ingest, queries, runner, tag_store, vocab
+from . import db, ingest, jobs, queries, runner, tag_store, vocab
 from .config import Settings, load_settings
 from .errors import InputError, LitwatchError
 from .eutils import EutilsClient
@@ -299,7 +299,7 @@ def run_command(
         def progress(name: str, done: int, total: int) -> None:
             click.echo(f"\r{name}: fetched {done}/{total}", err=True, nl=done >= total)
     receipts = [
-        runner.run_query(
+        jobs.run_query_job(  # under the query's lease: never twice at once with a scheduler
             engine, client, query, today=today, overlap_days=settings.overlap_days,
             batch_size=settings.fetch_batch, since=since.date() if since else None,
             dry_run=dry_run, refetch=refetch, progress=progress, tagger=tagger,
@@ -449,3 +449,88 @@ def digest_command(ctx: _Context, names: tuple[str, ...], preview: Path | None, 
     if bad:
         click.echo(f"litwatch: error: {bad} problem(s) in {settings.groups_file} or the query files", err=True)
         sys.exit(2)
+
+
+
+# --- scheduled runs: `litwatch run-due` (cron, systemd timer) and `litwatch schedule` (daemon) ---
+import logging  # noqa: E402
+import signal  # noqa: E402
+
+from . import jobs as _jobs  # noqa: E402
+from .leases import DEFAULT_TTL as _LEASE_TTL  # noqa: E402
+
+_lease_option = click.option(
+    "--lease-ttl", type=click.FloatRange(min=1), default=_LEASE_TTL, show_default=True, metavar="SECONDS",
+    help="How long a crashed run keeps its query or digest locked before another process takes it over.",
+)
+
+
+def _worker(ctx: _Context, lease_ttl: float) -> _jobs.Worker:
+    return _jobs.Worker(ctx.engine(require_schema=False), ctx.settings, lease_ttl=lease_ttl,
+                        vocab_dir=ctx.settings.vocab_dir)
+
+
+def _stop_gently(worker: _jobs.Worker) -> None:
+    """SIGTERM or Ctrl-C: start no new job; a second one stops the job in flight at its next batch."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        if worker.stopping.is_set():
+            worker.abort.set()
+        worker.stopping.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+@main.command(name="run-due")
+@_lease_option
+@pass_ctx
+def run_due_command(ctx: _Context, lease_ttl: float) -> None:
+    """Run the saved queries and digests whose schedule has come since their last run, then exit.
+
+    For cron or a systemd timer (every 15 minutes is plenty): each job runs once however long the
+    machine was down, under a database lease so it never runs twice at once. SIGTERM or Ctrl-C
+    lets the job in flight finish; a second one stops it at its next batch. Exit 0 when every job
+    that was due succeeded (or nothing was due), 1 if one failed (the others still ran), 2 if a
+    query or group file has an error (what the valid ones define still ran).
+    """
+    worker = _worker(ctx, lease_ttl)
+    db.require_schema(worker.engine)
+    plan = _jobs.load_plan(ctx.settings, today=worker.clock().date())
+    bad = _report_problems(plan.problems)
+    _stop_gently(worker)
+    results = worker.run_due(plan, lambda result: click.echo(result.line()))
+    if not results:
+        click.echo("nothing is due")
+    upcoming = _jobs.next_due(plan, worker.clock())
+    if upcoming is not None:
+        click.echo(f"next: {upcoming[0]:%Y-%m-%d %H:%M} UTC: {', '.join(job.key for job in upcoming[1])}")
+    failed = sum(1 for r in results if r.failed)
+    if failed:
+        click.echo(f"litwatch: error: {failed} job(s) failed; each is tried again at its next scheduled time",
+                   err=True)
+        sys.exit(1)
+    if bad:
+        click.echo(f"litwatch: error: {bad} problem(s) in the query or group files; what they define did not run",
+                   err=True)
+        sys.exit(2)
+
+
+@main.command(name="schedule")
+@_lease_option
+@click.option("--watch-interval", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              metavar="SECONDS", help="How often to look for edited query, group and vocabulary files.")
+@pass_ctx
+def schedule_command(ctx: _Context, lease_ttl: float, watch_interval: float) -> None:
+    """Run saved queries and digests on their schedules until stopped (a daemon).
+
+    Catches up once on what fell due while it was not running, then runs each job when its cron
+    schedule fires, logging one line per job. Edited files are picked up within WATCH-INTERVAL
+    seconds, or at once on SIGHUP. SIGTERM or Ctrl-C finishes the job in flight and exits 0; a
+    second one stops that job at its next batch (its watermark stays).
+    """
+    from . import daemon  # APScheduler is needed by this command only
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    worker = _worker(ctx, lease_ttl)
+    sys.exit(daemon.Daemon.from_settings(worker, ctx.settings, watch_interval=watch_interval).run())

@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from croniter import croniter
-from croniter.croniter import CroniterBadCronError, CroniterBadDateError
-
+from . import schedules
 from .errors import QueryFileError
 from .query_syntax import lint_term
 
@@ -135,22 +133,14 @@ def _term_lines(text: str, key_line: int, value: str) -> list[int]:
 
 def _cron_problems(expr: str, today: datetime.date) -> list[tuple[Severity, str]]:
     """Check a 5-field cron expression the way the scheduler reads it (standard cron: 0 = Sunday)."""
-    fix = ("fix: use 5 fields 'minute hour day-of-month month day-of-week', e.g. '0 6 * * mon' "
-           "(Mondays 06:00)")
-    fields = expr.split()
-    if len(fields) != 5:
-        return [("error", f"schedule {expr!r} is not a valid cron expression: got {len(fields)} fields, "
-                 f"expected 5; {fix}")]
-    noon = datetime.datetime.combine(today, datetime.time(12))
-    try:
-        times = croniter(expr, noon)
-        first = times.get_next(datetime.datetime)
-        second = times.get_next(datetime.datetime)
-    except CroniterBadDateError:
-        return [("error", f"schedule {expr!r} never fires; fix: check the day and month fields")]
-    except (CroniterBadCronError, ValueError) as exc:
-        return [("error", f"schedule {expr!r} is not a valid cron expression: {exc}; {fix}")]
-    if second - first < datetime.timedelta(hours=1):
+    problem = schedules.problem(expr)
+    if problem is not None:
+        return [("error", f"{problem}; fix: use 5 fields 'minute hour day-of-month month day-of-week', "
+                 "e.g. '0 6 * * mon' (Mondays 06:00)")]
+    noon = datetime.datetime.combine(today, datetime.time(12), datetime.UTC)
+    first = schedules.next_fire(schedules.Schedule(expr), noon)
+    second = schedules.next_fire(schedules.Schedule(expr), first) if first else None
+    if first and second and second - first < datetime.timedelta(hours=1):
         return [("warning", f"schedule {expr!r} runs more than once an hour, but PubMed adds papers "
                  "once a day; fix: run weekly or daily, e.g. '0 6 * * mon'")]
     return []

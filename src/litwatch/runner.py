@@ -247,6 +247,11 @@ def run_query(
             _fetch_and_store(engine, client, query, ids, receipt, run_id, batch_size, refetch, tagger, clock, progress)
     except LitwatchError as exc:
         receipt.error = str(exc)
+    except BaseException as exc:
+        # Ctrl-C, a database error...: the receipt says the run failed, so the watermark stays,
+        # then the exception goes on to the caller.
+        receipt.error = f"interrupted: {type(exc).__name__}: {exc}"
+        raise
     finally:
         receipt.requests = client.requests_made - requests0
         receipt.retries = client.retries - retries0

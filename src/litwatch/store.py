@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from . import models
@@ -287,17 +288,50 @@ def save_batch(
         result.updated += len(updates)
         result.changed_pmids.extend(upd_pmids)
     if inserts:
-        conn.execute(
-            papers.insert(),
-            [_paper_row(r, digest, now) | {"first_seen": now} for r, digest in inserts],
-        )
+        inserted = _insert_new_papers(conn, [_paper_row(r, d, now) | {"first_seen": now} for r, d in inserts])
+        lost = {r.pmid for r, _ in inserts} - inserted
+        if lost:
+            absent = _count_lost(conn, lost, result)
+            aliases = [a for a in aliases if a["paper_pmid"] not in absent]
+            inserts = [(r, d) for r, d in inserts if r.pmid in inserted]
         _insert_children(conn, [r for r, _ in inserts])
         result.new += len(inserts)
         result.new_pmids.extend(r.pmid for r, _ in inserts)
         result.changed_pmids.extend(r.pmid for r, _ in inserts)
     if aliases:
-        conn.execute(paper_pmids.insert(), aliases)
+        conn.execute(_insert_ignoring_conflicts(conn, paper_pmids), aliases)
     return result
+
+
+def _insert_ignoring_conflicts(conn: Connection, table: sa.Table) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING, for both SQLite and PostgreSQL."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
+
+
+def _insert_new_papers(conn: Connection, rows: list[dict[str, Any]]) -> set[int]:
+    """Insert new paper rows; returns the PMIDs actually inserted.
+
+    Another process may store the same paper (or one with the same DOI) between our lookup and
+    this insert: such a row is left to it instead of failing the whole batch.
+    """
+    statement = _insert_ignoring_conflicts(conn, papers).returning(papers.c.pmid)
+    return set(conn.execute(statement, rows).scalars())
+
+
+def _count_lost(conn: Connection, lost: set[int], result: SaveResult) -> set[int]:
+    """Account for records another writer beat us to; returns those not stored at all.
+
+    The same PMID stored meanwhile is ``unchanged``; a row of its own lost to the same DOI stored
+    meanwhile under another PMID is skipped now and merged when the paper is next seen.
+    """
+    present = {row[0] for row in _lookup(conn, sa.select(papers.c.pmid), papers.c.pmid, sorted(lost))}
+    result.unchanged += len(present)
+    absent = lost - present
+    if absent:
+        result.skipped["DOI stored by another process at the same moment; merged on the next run"] += len(absent)
+    return absent
 
 
 def apply_deletion(conn: Connection, deletion: Deletion, *, now: dt.datetime | None = None) -> int:

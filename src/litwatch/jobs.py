@@ -1,0 +1,408 @@
+"""Scheduled work: what is due at a given moment, and running it once, under a lease.
+
+One core, two drivers. ``litwatch run-due`` (cron, a systemd timer) calls :meth:`Worker.run_due`
+once and exits; ``litwatch schedule`` (daemon.py) calls it at start to catch up, then
+:meth:`Worker.run` for each job when its trigger fires. Both read the clock they are given.
+
+A *job* is a saved query (``query:<name>``: fetch, store, tag) or a group's digest
+(``digest:<group>``). A job is due when its schedule fired after its last attempt: for a query the
+later of its last success (``query_state.last_success_at``) and its last failed run; for a digest
+the group's newest digest that was sent, failed or empty (one a crash left half-done does not
+count, so it is finished at once). A job never attempted is due at once.
+A failed job is therefore retried at its next fire time, and a downtime of any length makes each
+job due exactly once; the query's watermark makes that one run cover the whole gap.
+
+Every job runs under the lease of the same name (leases.py), and whether it is still due is
+decided again once the lease is held: two daemons, two ``run-due`` processes or a daemon and a
+manual ``litwatch run`` never run a job at the same time, and never twice for one fire time.
+Queries run before digests, so a digest goes out with what its queries just found.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from . import leases, models, runner, schedules
+from .config import Settings
+from .db import redact_url
+from .errors import InputError, LitwatchError, LockHeldError, StoreError
+from .groups import load_groups
+from .queries import Problem, SavedQuery, load_queries
+from .runner import Eutils, Receipt
+from .tagging import Tagger
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+Report = Callable[["JobResult"], None]
+query_state = models.table(models.QueryState)
+runs = models.table(models.Run)
+digests = models.table(models.Digest)
+UNFINISHED_DIGEST = ("prepared", "accepted")  # a crash left these; deliver_group finishes them
+
+
+class Group(Protocol):
+    """What the scheduler reads of a litwatch.groups.Group (tests pass stand-ins)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def schedule(self) -> str | None: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def queries(self) -> Sequence[str]: ...
+
+
+class Deliver(Protocol):
+    """litwatch.digest.deliver_group, or a stand-in: returns a DigestReceipt."""
+
+    def __call__(self, engine: Engine, settings: Settings, group: Any, *, now: dt.datetime) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: Literal["query", "digest"]
+    name: str
+    schedule: schedules.Schedule
+    target: SavedQuery | Group
+
+    @property
+    def key(self) -> str:
+        """The job's id in the daemon and the name of its lease."""
+        return f"{self.kind}:{self.name}"
+
+
+@dataclass
+class Plan:
+    """The jobs the query and group files define, and every problem found in those files."""
+
+    queries: list[SavedQuery] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)
+
+    def job(self, key: str) -> Job | None:
+        return next((j for j in self.jobs if j.key == key), None)
+
+    def feeding(self, group: str) -> list[Job]:
+        """The query jobs that feed ``group`` (listed in the group or naming it in their file)."""
+        target = next((g for g in self.groups if g.name == group), None)
+        names = set(target.queries if target is not None else ()) | {
+            q.name for q in self.queries if group in q.groups}
+        return [j for j in self.jobs if j.kind == "query" and j.name in names]
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """One line of the log: what a job did, with its receipt."""
+
+    job: str
+    status: str  # ok | failed | held | not-due for queries; a digest's own status (sent, empty, ...)
+    message: str
+    receipt: Any = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    def line(self) -> str:
+        return f"{self.job}: {self.status}: {self.message}"
+
+
+def build_plan(queries: Iterable[SavedQuery], groups: Iterable[Group], problems: Iterable[Problem], *,
+               groups_file: Path = Path("groups.toml")) -> Plan:
+    """Turn loaded queries and groups into jobs; a schedule the scheduler cannot read disables its job."""
+    plan = Plan(list(queries), list(groups), list(problems))
+    for query in plan.queries:
+        try:
+            schedule = schedules.parse(query.schedule, default=schedules.DEFAULT_QUERY_SCHEDULE)
+        except ValueError as exc:
+            plan.problems.append(Problem(query.path, None, f"{exc}; this query is not scheduled", "error"))
+            continue
+        plan.jobs.append(Job("query", query.name, schedule, query))
+    for group in plan.groups:
+        try:
+            schedule = schedules.parse(group.schedule, group.timezone or "UTC",
+                                       default=schedules.DEFAULT_DIGEST_SCHEDULE)
+        except ValueError as exc:
+            plan.problems.append(Problem(groups_file, None,
+                                         f"group {group.name}: {exc}; its digest is not scheduled", "error"))
+            continue
+        plan.jobs.append(Job("digest", group.name, schedule, group))
+    return plan
+
+
+def load_plan(settings: Settings, *, today: dt.date) -> Plan:
+    """Read the query files and ``groups.toml``; a file with an error disables only what it defines."""
+    queries, problems = load_queries(settings.queries_dir, today=today)
+    groups, group_problems = load_groups(settings.groups_file, queries)
+    return build_plan(queries, groups, problems + group_problems, groups_file=settings.groups_file)
+
+
+def last_attempt(engine: Engine, job: Job) -> dt.datetime | None:
+    """When ``job`` last finished, successfully or not; None if never (an interrupted run does not count)."""
+    with engine.connect() as conn:
+        if job.kind == "query":
+            success = conn.execute(sa.select(query_state.c.last_success_at)
+                                   .where(query_state.c.query_name == job.name)).scalar_one_or_none()
+            failure = conn.execute(sa.select(sa.func.max(runs.c.finished_at))
+                                   .where(runs.c.query_name == job.name, runs.c.status == "failed")).scalar()
+            found = [schedules.aware(t) for t in (success, failure) if t is not None]
+            return max(found, default=None)
+        newest = conn.execute(
+            sa.select(sa.func.max(digests.c.created_at))
+            .where(digests.c.group_name == job.name, digests.c.status.not_in(UNFINISHED_DIGEST))
+        ).scalar()
+        return schedules.aware(newest) if newest is not None else None
+
+
+def next_due(plan: Plan, now: dt.datetime) -> tuple[dt.datetime, list[Job]] | None:
+    """When a schedule fires next after ``now``, and every job that fires then (queries first)."""
+    upcoming = [(fire, job) for job in plan.jobs if (fire := schedules.next_fire(job.schedule, now)) is not None]
+    if not upcoming:
+        return None
+    first = min(fire for fire, _job in upcoming)
+    return first, [job for fire, job in upcoming if fire == first]
+
+
+def describe_receipt(receipt: Receipt) -> str:
+    """A query receipt on one line."""
+    text = (f"window {receipt.window_from}..{receipt.window_to}, {receipt.search_count} found, "
+            f"{receipt.new} new, {receipt.known} known, {receipt.fetched} fetched, "
+            f"{len(receipt.missing)} missing, {receipt.requests} requests, {receipt.duration_s:.1f} s")
+    return text if receipt.ok else f"{text}; error: {receipt.error}"
+
+
+def _count(value: Any) -> int:
+    return len(value) if isinstance(value, Sequence) else int(value or 0)
+
+
+def describe_digest(receipt: Any) -> str:
+    """A DigestReceipt on one line."""
+    text = (f"{_count(receipt.papers)} papers, {_count(receipt.overflow)} overflow, "
+            f"{_count(receipt.retraction_notices)} retraction notice(s)")
+    if receipt.message_id:
+        text += f", message {receipt.message_id}"
+    return text if not receipt.error else f"{text}; error: {receipt.error}"
+
+
+def _deliver_group(engine: Engine, settings: Settings, group: Any, *, now: dt.datetime) -> Any:
+    from .digest import deliver_group  # imported when a digest is due: Jinja2 and mail are not needed before
+
+    return deliver_group(engine, settings, group, now=now)
+
+
+@dataclass
+class Worker:
+    """Runs jobs for one process: its database, settings, clock, and the seams tests replace."""
+
+    engine: Engine
+    settings: Settings
+    clock: Clock = leases.utcnow
+    client: Eutils | None = None  # None: an EutilsClient built from settings on the first query
+    tagger: Tagger | None = None
+    vocab_dir: Path | None = None  # when set, the tagger is (re)loaded from here when its files change
+    deliver: Deliver = _deliver_group
+    lease_ttl: float = leases.DEFAULT_TTL
+    feeder_wait: float = 900.0  # seconds a digest waits for its queries running in another process
+    feeder_poll: float = 1.0
+    stopping: threading.Event = field(default_factory=threading.Event)  # start nothing new
+    abort: threading.Event = field(default_factory=threading.Event)  # and stop at the next batch
+    _vocab_seen: object = field(default=None, repr=False)
+
+    def _client(self) -> Eutils:
+        if self.client is None:
+            from .eutils import EutilsClient
+
+            self.client = EutilsClient.from_settings(self.settings)
+        return self.client
+
+    def _tagger(self) -> Tagger | None:
+        """The tagger for the vocabulary as it is now; an error in it stops query jobs (never untagged papers)."""
+        if self.vocab_dir is None:
+            return self.tagger
+        seen = files_signature(self.vocab_dir)
+        if seen != self._vocab_seen:
+            from .tag_store import load_tagger
+
+            try:
+                self.tagger = load_tagger(self.vocab_dir)
+            except LitwatchError as exc:
+                raise InputError(f"{exc} (saved queries do not run until the vocabulary is fixed, so no "
+                                "paper is stored untagged)") from exc
+            self._vocab_seen = seen
+        return self.tagger
+
+    def is_due(self, job: Job, now: dt.datetime | None = None) -> bool:
+        return schedules.is_due(job.schedule, last_attempt(self.engine, job), now or self.clock())
+
+    def due(self, plan: Plan) -> list[Job]:
+        """The jobs due now, queries first."""
+        now = self.clock()
+        try:
+            return [job for job in plan.jobs if self.is_due(job, now)]
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot read when jobs last ran from {redact_url(str(self.engine.url))}: "
+                             f"{getattr(exc, 'orig', None) or exc}") from exc
+
+    def run_due(self, plan: Plan, report: Report | None = None) -> list[JobResult]:
+        """Run every job that is due now, queries before digests; ``report`` hears of each as it ends."""
+        return self._run_each(plan, self.due(plan), report)
+
+    def run_with_feeders(self, plan: Plan, job: Job, report: Report | None = None) -> list[JobResult]:
+        """``job``, and for a digest first the due queries that feed it (fetch before sending)."""
+        feeders = plan.feeding(job.name) if job.kind == "digest" else []
+        todo = [q for q in feeders if not self.stopping.is_set() and self.is_due(q)] + [job]
+        return self._run_each(plan, todo, report)
+
+    def _run_each(self, plan: Plan, todo: Sequence[Job], report: Report | None) -> list[JobResult]:
+        results = []
+        for job in todo:
+            if self.stopping.is_set():
+                break
+            results.append(self.run(plan, job))
+            if report is not None:
+                report(results[-1])
+        return results
+
+    def run(self, plan: Plan, job: Job) -> JobResult:
+        """Run ``job`` if it is still due once its lease is held; never raises."""
+        try:
+            with leases.hold(self.engine, job.key, ttl=self.lease_ttl, clock=self.clock) as lease:
+                now = self.clock()
+                last = last_attempt(self.engine, job)
+                if not schedules.is_due(job.schedule, last, now):
+                    assert last is not None
+                    return JobResult(job.key, "not-due", f"last ran {last:%Y-%m-%d %H:%M:%S} UTC; next at "
+                                     f"{_when(schedules.next_fire(job.schedule, last))}")
+                if isinstance(job.target, SavedQuery):
+                    return self._query(job.target, lease, now)
+                late = self._wait_for_feeders(plan, job)
+                return self._digest(job.target, self.clock(), late)
+        except LockHeldError as exc:
+            return JobResult(job.key, "held", str(exc))
+        except LitwatchError as exc:
+            return JobResult(job.key, "failed", str(exc))
+        except sa.exc.SQLAlchemyError as exc:
+            return JobResult(job.key, "failed", f"database error: {getattr(exc, 'orig', None) or exc}")
+        except Exception as exc:  # a bug must not stop the other jobs or the daemon
+            log.exception("%s: unexpected error", job.key)
+            return JobResult(job.key, "failed", f"unexpected {type(exc).__name__}: {exc}")
+
+    def _query(self, query: SavedQuery, lease: leases.Lease, now: dt.datetime) -> JobResult:
+        receipt = run_query_held(
+            self.engine, self._client(), query, lease, today=now.astimezone(dt.UTC).date(),
+            overlap_days=self.settings.overlap_days, batch_size=self.settings.fetch_batch,
+            tagger=self._tagger(), clock=self.clock, abort=self.abort,
+        )
+        return JobResult(f"query:{query.name}", "ok" if receipt.ok else "failed",
+                         describe_receipt(receipt), receipt)
+
+    def _wait_for_feeders(self, plan: Plan, job: Job) -> str | None:
+        """Wait until no other process runs a query that feeds this digest (at most ``feeder_wait``
+        seconds), so the digest carries what that run finds; returns which queries are still held."""
+        deadline = time.monotonic() + self.feeder_wait
+        pending = [q.key for q in plan.feeding(job.name)]
+        while pending:
+            now = self.clock()
+            pending = [key for key in pending
+                       if (held := leases.current(self.engine, key)) is not None and held.expires_at > now]
+            if not pending or time.monotonic() >= deadline or self.stopping.wait(self.feeder_poll):
+                break
+        return ", ".join(pending) or None
+
+    def _digest(self, group: Group, now: dt.datetime, late: str | None = None) -> JobResult:
+        receipt = self.deliver(self.engine, self.settings, group, now=now)
+        status = str(receipt.status)
+        failed = bool(receipt.error) or status == "failed"
+        message = describe_digest(receipt)
+        if late:
+            message += f" (did not wait longer for {late}, still running elsewhere: its papers come next time)"
+        return JobResult(f"digest:{group.name}", "failed" if failed else status, message, receipt)
+
+
+def files_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and mtime of every file directly in ``folder``: what changes when one is edited."""
+    if not folder.is_dir():
+        return ()
+    found = []
+    for path in sorted(folder.iterdir()):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        if path.is_file():
+            found.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
+
+
+def _when(moment: dt.datetime | None) -> str:
+    return "never" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def run_query_held(
+    engine: Engine,
+    client: Eutils,
+    query: SavedQuery,
+    lease: leases.Lease,
+    *,
+    today: dt.date,
+    clock: Clock,
+    abort: threading.Event | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    **options: Any,
+) -> Receipt:
+    """runner.run_query while ``lease`` is held: between batches, stop if the lease was lost or
+    ``abort`` was set (the run is recorded as failed and its watermark stays where it was)."""
+
+    def checked(name: str, done: int, total: int) -> None:
+        lease.check()
+        if abort is not None and abort.is_set() and done < total:
+            raise LitwatchError(f"stopped after {done} of {total} papers: litwatch is shutting down; "
+                                "the watermark stays, the next run covers the rest")
+        if progress is not None:
+            progress(name, done, total)
+
+    return runner.run_query(engine, client, query, today=today, clock=clock, progress=checked, **options)
+
+
+def run_query_job(
+    engine: Engine,
+    client: Eutils,
+    query: SavedQuery,
+    *,
+    today: dt.date,
+    overlap_days: int = 3,
+    batch_size: int = 200,
+    since: dt.date | None = None,
+    dry_run: bool = False,
+    refetch: bool = False,
+    tagger: Tagger | None = None,
+    clock: Clock = leases.utcnow,
+    progress: Callable[[str, int, int], None] | None = None,
+    lease_ttl: float = leases.DEFAULT_TTL,
+) -> Receipt:
+    """``runner.run_query`` under the lease ``query:<name>``, for a manual ``litwatch run``.
+
+    Same arguments and receipt as ``runner.run_query``; when a scheduler (or another manual run)
+    is running the query right now it is not started twice: the receipt fails with a message naming
+    the holder and when its lease expires.
+    """
+    try:
+        with leases.hold(engine, f"query:{query.name}", ttl=lease_ttl, clock=clock) as lease:
+            return run_query_held(engine, client, query, lease, today=today, clock=clock, progress=progress,
+                                  overlap_days=overlap_days, batch_size=batch_size, since=since,
+                                  dry_run=dry_run, refetch=refetch, tagger=tagger)
+    except LockHeldError as exc:
+        return Receipt(query.name, since or today, today, error=str(exc), dry_run=dry_run)
