@@ -1,0 +1,309 @@
+"""Writing papers out: CSV, JSON, BibTeX, RIS for files, and an aligned table for a terminal.
+
+Pure functions over ``search.Paper`` values; the CLI streams ``search.iter_papers`` into them.
+BibTeX and RIS aim at what Zotero and EndNote import cleanly: authors as ``Last, First``, the
+journal, year, volume, issue, pages (MEDLINE's ``1797-8`` written out as ``1797-1798``), DOI,
+PMID, abstract, and the paper's keywords plus litwatch's tags as keywords (Zotero makes them tags).
+In BibTeX, characters TeX treats specially are escaped and Latin accented letters become TeX
+accent commands (``{\\"o}``); other letters (Greek, CJK) stay UTF-8, which Zotero, JabRef and
+biber read. RIS is UTF-8, one line per value.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TextIO
+
+from .errors import InputError
+from .search import Paper
+
+FORMATS = ("csv", "json", "bibtex", "ris")
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+CSV_COLUMNS = (
+    "pmid", "doi", "pmcid", "title", "authors", "journal", "journal_abbrev", "volume", "issue", "pages",
+    "pub_year", "pub_date", "retracted", "tags", "queries", "keywords", "first_seen", "url", "abstract",
+)
+LIST_SEPARATOR = "; "
+
+_PAGES = re.compile(r"^([A-Za-z]*)(\d+)\s*[-\u2010-\u2013]\s*([A-Za-z]*)(\d+)$")
+_SPACE = re.compile(r"\s+")
+
+
+def date_precision(paper: Paper) -> str | None:
+    """How much of ``pub_date`` is real: "day", "month" or "year" (the stored date fills in 1s)."""
+    if paper.pub_date is None:
+        return "year" if paper.pub_year else None
+    parts = (paper.pub_date_text or "").split()
+    if len(parts) >= 3 and parts[2].isdigit():
+        return "day"
+    if len(parts) >= 2:
+        return "month"
+    return "year" if paper.pub_date_text else "day"
+
+
+def split_pages(pages: str | None) -> tuple[str | None, str | None]:
+    """First and last page, MEDLINE's shortened last page written out.
+
+    >>> split_pages("1797-8"), split_pages("e1500372"), split_pages("S12-5"), split_pages("964-971.e5")
+    (('1797', '1798'), ('e1500372', None), ('S12', 'S15'), ('964', '971.e5'))
+    """
+    if not pages:
+        return None, None
+    match = _PAGES.match(pages.strip())
+    if not match:
+        parts = pages.strip().split("-")
+        return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else (pages.strip(), None)
+    prefix, first, end_prefix, last = match.groups()
+    if len(last) < len(first):
+        last = first[: len(first) - len(last)] + last
+    return prefix + first, (end_prefix or prefix) + last
+
+
+def json_object(paper: Paper) -> dict[str, Any]:
+    """Everything litwatch knows about the paper, as JSON types (dates in ISO 8601)."""
+    return {
+        "pmid": paper.pmid,
+        "doi": paper.doi,
+        "pmcid": paper.pmcid,
+        "title": paper.title,
+        "authors": [a.display for a in paper.authors],
+        "journal": paper.journal,
+        "journal_abbrev": paper.journal_abbrev,
+        "issn": paper.issn,
+        "volume": paper.volume,
+        "issue": paper.issue,
+        "pages": paper.pages,
+        "pub_year": paper.pub_year,
+        "pub_date": paper.pub_date.isoformat() if paper.pub_date else None,
+        "pub_date_text": paper.pub_date_text,
+        "languages": list(paper.languages),
+        "retracted": paper.retracted,
+        "tags": paper.tag_names,
+        "tag_kinds": dict(paper.tags),
+        "queries": list(paper.queries),
+        "keywords": list(paper.keywords),
+        "first_seen": paper.first_seen.isoformat() if paper.first_seen else None,
+        "url": paper.url,
+        "abstract": paper.abstract,
+    }
+
+
+def csv_row(paper: Paper) -> dict[str, str]:
+    """One CSV row: lists joined with ``"; "``, booleans as ``true``/``false``, empty for unknown."""
+    obj = json_object(paper)
+    row: dict[str, str] = {}
+    for column in CSV_COLUMNS:
+        value = obj[column]
+        if isinstance(value, list):
+            row[column] = LIST_SEPARATOR.join(value)
+        elif isinstance(value, bool):
+            row[column] = "true" if value else "false"
+        else:
+            row[column] = "" if value is None else str(value)
+    return row
+
+
+# TeX accent command for each combining mark; letters take a space after them ({\c c})
+_ACCENTS = {
+    "\u0300": "`", "\u0301": "'", "\u0302": "^", "\u0303": "~", "\u0304": "=", "\u0306": "u", "\u0307": ".",
+    "\u0308": '"', "\u030a": "r", "\u030b": "H", "\u030c": "v", "\u0323": "d", "\u0327": "c", "\u0328": "k",
+}
+_LETTERS = {
+    "ß": r"{\ss}", "æ": r"{\ae}", "Æ": r"{\AE}", "œ": r"{\oe}", "Œ": r"{\OE}", "ø": r"{\o}", "Ø": r"{\O}",
+    "å": r"{\aa}", "Å": r"{\AA}", "ł": r"{\l}", "Ł": r"{\L}", "ı": r"{\i}", "đ": r"{\dj}", "Đ": r"{\DJ}",
+}
+_SPECIAL = {
+    "\\": r"{\textbackslash}", "{": r"\{", "}": r"\}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+    "_": r"\_", "~": r"{\textasciitilde}", "^": r"{\textasciicircum}",
+}
+
+
+def _tex_char(char: str) -> str:
+    if char in _SPECIAL:
+        return _SPECIAL[char]
+    if char.isascii():
+        return char
+    if char in _LETTERS:
+        return _LETTERS[char]
+    decomposed = unicodedata.normalize("NFD", char)
+    base, marks = decomposed[0], decomposed[1:]
+    if base.isascii() and base.isalpha() and len(marks) == 1 and marks in _ACCENTS:
+        command = _ACCENTS[marks]
+        return f"{{\\{command}{' ' if command.isalpha() else ''}{base}}}"
+    return char
+
+
+def bibtex_escape(text: str) -> str:
+    r"""Text safe inside a braced BibTeX field: balanced, no TeX specials, accents as TeX commands.
+
+    >>> print(bibtex_escape("Sjögren {50%} & x_y~ IL-1β"))
+    Sj{\"o}gren \{50\%\} \& x\_y{\textasciitilde} IL-1β
+    """
+    text = _SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    return "".join(_tex_char(c) for c in text)
+
+
+def _bibtex_author(paper_author: Any) -> str:
+    if paper_author.collective_name:
+        return "{" + bibtex_escape(paper_author.collective_name) + "}"
+    return bibtex_escape(paper_author.display)
+
+
+def bibtex_entry(paper: Paper) -> str:
+    """One ``@article`` entry keyed ``pmidNNNN``."""
+    first, last = split_pages(paper.pages)
+    fields: list[tuple[str, str | None]] = [
+        ("author", " and ".join(_bibtex_author(a) for a in paper.authors) or None),
+        ("title", bibtex_escape(paper.title) if paper.title else None),
+        ("journal", bibtex_escape(paper.journal or paper.journal_abbrev or "") or None),
+        ("shortjournal", bibtex_escape(paper.journal_abbrev) if paper.journal_abbrev else None),
+        ("year", str(paper.pub_year) if paper.pub_year else None),
+        ("volume", bibtex_escape(paper.volume) if paper.volume else None),
+        ("number", bibtex_escape(paper.issue) if paper.issue else None),
+        ("pages", bibtex_escape(first) + (f"--{bibtex_escape(last)}" if last else "") if first else None),
+        ("issn", bibtex_escape(paper.issn) if paper.issn else None),
+        ("doi", bibtex_escape(paper.doi) if paper.doi else None),
+        ("pmid", str(paper.pmid)),
+        ("pmcid", bibtex_escape(paper.pmcid) if paper.pmcid else None),
+        ("url", paper.url),
+        ("language", bibtex_escape(paper.languages[0]) if paper.languages else None),
+        ("abstract", bibtex_escape(paper.abstract) if paper.abstract else None),
+        ("keywords", ", ".join(bibtex_escape(k) for k in _keywords(paper)) or None),
+        ("note", "Retracted publication" if paper.retracted else None),
+    ]
+    lines = [f"@article{{pmid{paper.pmid},"]
+    precision = date_precision(paper)
+    for name, value in fields:
+        if value is not None:
+            lines.append(f"  {name} = {{{value}}},")
+        if name == "year" and paper.pub_date and precision in ("month", "day"):
+            lines.append(f"  month = {MONTHS[paper.pub_date.month - 1]},")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _keywords(paper: Paper) -> list[str]:
+    """The paper's own keywords, then litwatch's tags, once each (case-insensitively)."""
+    seen: dict[str, str] = {}
+    for word in list(paper.keywords) + paper.tag_names:
+        word = _SPACE.sub(" ", word).strip()
+        if word:
+            seen.setdefault(word.casefold(), word)
+    return list(seen.values())
+
+
+def _ris_value(text: str) -> str:
+    return _SPACE.sub(" ", text).strip()
+
+
+def ris_record(paper: Paper) -> str:
+    """One RIS record (``TY  - JOUR`` ... ``ER  -``); PMID in AN (EndNote's accession number)."""
+    first, last = split_pages(paper.pages)
+    lines: list[tuple[str, str | None]] = [("TY", "JOUR"), ("TI", paper.title)]
+    lines += [("AU", a.display) for a in paper.authors]
+    lines += [("T2", paper.journal or paper.journal_abbrev), ("J2", paper.journal_abbrev)]
+    lines.append(("PY", str(paper.pub_year) if paper.pub_year else None))
+    precision = date_precision(paper)
+    if paper.pub_date and precision in ("month", "day"):
+        day = f"{paper.pub_date.day:02d}" if precision == "day" else ""
+        lines.append(("DA", f"{paper.pub_date.year:04d}/{paper.pub_date.month:02d}/{day}"))
+    lines += [
+        ("VL", paper.volume), ("IS", paper.issue), ("SP", first), ("EP", last), ("SN", paper.issn),
+        ("DO", paper.doi), ("AN", str(paper.pmid)), ("C2", paper.pmcid), ("UR", paper.url),
+        ("LA", paper.languages[0] if paper.languages else None), ("AB", paper.abstract or None),
+    ]
+    lines += [("KW", k) for k in _keywords(paper)]
+    if paper.retracted:
+        lines.append(("N1", "Retracted publication"))
+    out = [f"{tag}  - {_ris_value(value)}" for tag, value in lines if value]
+    out.append("ER  - ")
+    return "\n".join(out) + "\n"
+
+
+def to_json(papers: Iterable[Paper], out: TextIO) -> int:
+    """One JSON array of objects, written as it streams; returns how many papers."""
+    count = 0
+    out.write("[")
+    for paper in papers:
+        out.write(",\n  " if count else "\n  ")
+        out.write(json.dumps(json_object(paper), ensure_ascii=False))
+        count += 1
+    out.write("\n]\n" if count else "]\n")
+    return count
+
+
+def to_csv(papers: Iterable[Paper], out: TextIO) -> int:
+    """CSV with a header row (RFC 4180 quoting); returns how many papers."""
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    count = 0
+    for paper in papers:
+        writer.writerow(csv_row(paper))
+        count += 1
+    return count
+
+
+def _records(render: Callable[[Paper], str]) -> Callable[[Iterable[Paper], TextIO], int]:
+    def write(papers: Iterable[Paper], out: TextIO) -> int:
+        count = 0
+        for paper in papers:
+            out.write(("\n" if count else "") + render(paper))
+            count += 1
+        return count
+
+    return write
+
+
+to_bibtex = _records(bibtex_entry)
+to_ris = _records(ris_record)
+WRITERS: dict[str, Callable[[Iterable[Paper], TextIO], int]] = {
+    "csv": to_csv, "json": to_json, "bibtex": to_bibtex, "ris": to_ris,
+}
+
+
+def write(fmt: str, papers: Iterable[Paper], out: TextIO) -> int:
+    """Write ``papers`` to ``out`` in ``fmt`` (one of ``FORMATS``); returns how many were written."""
+    try:
+        writer = WRITERS[fmt]
+    except KeyError:
+        raise InputError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}") from None
+    return writer(papers, out)
+
+
+def _clip(text: str, width: int) -> str:
+    text = _SPACE.sub(" ", text).strip()
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def table(papers: Sequence[Paper], width: int = 100) -> str:
+    """Papers as aligned columns that fit ``width`` characters: PMID, date, first author, title, tags."""
+    if not papers:
+        return ""
+    dates = [f"{p.pub_date:%Y-%m-%d}" if p.pub_date and date_precision(p) == "day"
+             else f"{p.pub_date:%Y-%m}" if p.pub_date and date_precision(p) == "month"
+             else str(p.pub_year or "") for p in papers]
+    firsts = [(p.authors[0].last_name or p.authors[0].collective_name or "") if p.authors else "" for p in papers]
+    firsts = [f + (" et al." if f and len(p.authors) > 1 else "") for f, p in zip(firsts, papers)]
+    tags = [", ".join(p.tag_names) for p in papers]
+    pmid_w = max(4, *(len(str(p.pmid)) for p in papers))
+    date_w = max(4, *(len(d) for d in dates))
+    room = width - pmid_w - date_w - 4 * 2
+    author_w = min(max(6, *(len(f) for f in firsts)), 16, max(room // 6, 6))
+    tags_w = min(max(4, *(len(t) for t in tags)), 28, max(room // 4, 4)) if room >= 50 else 0
+    title_w = max(room - author_w - tags_w, 12)
+    header = ["PMID".ljust(pmid_w), "DATE".ljust(date_w), "AUTHOR".ljust(author_w), "TITLE".ljust(title_w)]
+    if tags_w:
+        header.append("TAGS")
+    lines = ["  ".join(header).rstrip()]
+    for paper, date, first, tag in zip(papers, dates, firsts, tags):
+        title = ("[RETRACTED] " if paper.retracted else "") + paper.title
+        cells = [str(paper.pmid).rjust(pmid_w), date.ljust(date_w), _clip(first, author_w).ljust(author_w),
+                 _clip(title, title_w).ljust(title_w)]
+        if tags_w:
+            cells.append(_clip(tag, tags_w))
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
