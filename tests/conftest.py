@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from fake_eutils import FakeEutils
+from smtp_sink import Sink, free_port
 from sqlalchemy.engine import Engine
 
 from litwatch import db
@@ -64,4 +67,20 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
-from fake_eutils import fake_eutils  # noqa: E402,F401  (a fixture shared by every test file)
+@pytest.fixture
+def fake_eutils() -> Iterator[FakeEutils]:
+    """A loopback fake E-utilities with an empty PubMed, running for the test."""
+    with FakeEutils() as fake:
+        yield fake
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[Sink]:
+    """A plain SMTP server on 127.0.0.1 that accepts everything unless told otherwise."""
+    sink = Sink(port=free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()

@@ -19,15 +19,13 @@ from __future__ import annotations
 import itertools
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
-
-import pytest
 
 # Prologs copied from recorded answers (Biopython's esearch1.xml and a 2025 efetch).
 ESEARCH_PROLOG = (
@@ -361,10 +359,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
-
-
-@pytest.fixture
-def fake_eutils() -> Iterator[FakeEutils]:
-    """A running FakeEutils with an empty PubMed; import it into a conftest to share it."""
-    with FakeEutils() as fake:
-        yield fake

@@ -25,7 +25,7 @@ from litwatch.config import Settings
 from litwatch.errors import InputError, StoreError
 from litwatch.groups import Group
 from litwatch.mail import SmtpMailer
-from test_mail import PASSWORD, Sink, free_port, smtp_sink  # noqa: F401  (the fixture)
+from smtp_sink import PASSWORD, Sink, free_port
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pubmed"
 NOW = dt.datetime(2026, 3, 2, 7, 0, tzinfo=dt.UTC)  # a Monday, 08:00 in Madrid

@@ -20,7 +20,7 @@ import pytest
 import requests
 import responses
 
-from fake_eutils import RATE_LIMIT_BODY, FakeEutils, Fault, fake_eutils  # noqa: F401
+from fake_eutils import RATE_LIMIT_BODY, FakeEutils, Fault
 from litwatch.config import Settings
 from litwatch.errors import ConfigError, EutilsError
 from litwatch.eutils import RATE_MARGIN, EutilsClient, RateLimiter, SearchResult

@@ -5,11 +5,15 @@ Nothing here holds pipeline logic; the scheduler calls the same core functions.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
+import logging
+import shutil
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +22,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from . import db, ingest, jobs, queries, runner, tag_store, vocab
+from . import digest as digest_mod
+from . import export as _export
+from . import groups as groups_mod
+from . import search as _search
+from . import stats as _stats
 from .config import Settings, load_settings
 from .errors import InputError, LitwatchError
 from .eutils import EutilsClient
+from .leases import DEFAULT_TTL as _LEASE_TTL
+from .mail import OutboxMailer, mailer_from_settings, outbox_stem
 
 
 class _Group(click.Group):
@@ -140,7 +151,6 @@ def ingest_command(ctx: _Context, paths: tuple[Path, ...], batch_size: int, no_t
         sys.exit(2)
 
 
-
 @main.command(name="tag")
 @click.option("--all", "retag", is_flag=True, help="Re-tag every paper in the store (after a vocabulary edit).")
 @click.option("--explain", metavar="TEXT", help="Show every match in TEXT ('-' reads standard input).")
@@ -222,26 +232,31 @@ def _report_problems(problems: Sequence[queries.Problem]) -> int:
 @queries_group.command(name="check")
 @pass_ctx
 def queries_check(ctx: _Context) -> None:
-    """Validate every saved query file; exit 2 if any has an error."""
-    folder = ctx.settings.queries_dir
+    """Validate the saved query files, the vocabulary and groups.toml; exit 2 if any has an error."""
+    settings = ctx.settings
+    folder = settings.queries_dir
     found, problems = queries.load_queries(folder, today=dt.date.today())
-    if ctx.settings.vocab_dir.is_dir():
+    if settings.vocab_dir.is_dir():
         problems += [
-            queries.Problem(e.path, e.line, e.message, "error") for e in vocab.check_vocabulary(ctx.settings.vocab_dir)
+            queries.Problem(e.path, e.line, e.message, "error") for e in vocab.check_vocabulary(settings.vocab_dir)
         ]
-    errors = _report_problems(problems)
-    warnings = len(problems) - errors
+    groups, group_problems = _load_groups(settings, check_tags=True)
+    errors = _report_problems([*problems, *group_problems])
     if errors:
-        click.echo(f"{errors} error(s), {warnings} warning(s) in {folder}", err=True)
+        click.echo(f"{errors} error(s) in {folder} (query files, vocab/, groups.toml)", err=True)
         sys.exit(2)
-    click.echo(f"{len(found)} saved queries in {folder} are valid ({warnings} warning(s))")
-    if ctx.settings.vocab_dir.is_dir():
-        vocabulary = vocab.load_vocabulary(ctx.settings.vocab_dir)
+    warnings = len(problems) + len(group_problems)
+    click.echo(f"{len(found)} saved queries in {folder} are valid")
+    if settings.vocab_dir.is_dir():
+        vocabulary = vocab.load_vocabulary(settings.vocab_dir)
         kinds = {k: len(vocabulary.tags(k)) for k in ("gene", "pathway", "condition")}
         click.echo(
-            f"vocabulary {ctx.settings.vocab_dir} is valid: {kinds['gene']} genes, {kinds['pathway']} pathways, "
+            f"vocabulary {settings.vocab_dir} is valid: {kinds['gene']} genes, {kinds['pathway']} pathways, "
             f"{kinds['condition']} conditions, {len(vocabulary.stoplist)} stop-list entries (version {vocabulary.version})"
         )
+    click.echo(f"{len(groups)} digest groups in {settings.groups_file} are valid")
+    if warnings:
+        click.echo(f"{warnings} warning(s) above", err=True)
 
 
 def _print_receipts(receipts: Sequence[runner.Receipt]) -> None:
@@ -316,18 +331,11 @@ def run_command(
 
 # --- digests for research groups: `litwatch digest`, and groups.toml in `queries check` ------
 
-from . import digest as digest_mod  # noqa: E402
-from . import groups as groups_mod  # noqa: E402
-from . import vocab as vocab_mod  # noqa: E402
-from .mail import OutboxMailer, mailer_from_settings, outbox_stem  # noqa: E402
-
-_check_before_groups = queries_group.commands["check"]
-
 
 def _vocabulary_tags(settings: Settings) -> list[str] | None:
     """The vocabulary's tags, to check group ``tags`` against; None when it cannot be read."""
     try:
-        return vocab_mod.load_vocabulary(settings.vocab_dir).tags()
+        return vocab.load_vocabulary(settings.vocab_dir).tags()
     except (LitwatchError, OSError):
         return None
 
@@ -336,29 +344,6 @@ def _load_groups(settings: Settings, *, check_tags: bool = False) -> tuple[list[
     found, _ = queries.load_queries(settings.queries_dir, today=dt.date.today())
     return groups_mod.load_groups(settings.groups_file, found,
                                   vocabulary_tags=_vocabulary_tags(settings) if check_tags else None)
-
-
-@queries_group.command(name="check")
-@click.pass_context
-def queries_check_with_groups(ctx: click.Context) -> None:
-    """Validate every saved query file and groups.toml; exit 2 if any has an error."""
-    code = 0
-    try:
-        ctx.invoke(_check_before_groups)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    lw = ctx.find_object(_Context)
-    assert lw is not None
-    settings = lw.settings
-    found, problems = _load_groups(settings, check_tags=True)
-    errors = _report_problems(problems)
-    warnings = len(problems) - errors
-    if errors:
-        click.echo(f"{errors} error(s), {warnings} warning(s) in the digest groups ({settings.groups_file})", err=True)
-        sys.exit(2)
-    click.echo(f"{len(found)} digest groups in {settings.groups_file} are valid ({warnings} warning(s))")
-    if code:
-        sys.exit(code)
 
 
 def _where(mailer: object, message_id: str | None) -> str:
@@ -451,13 +436,8 @@ def digest_command(ctx: _Context, names: tuple[str, ...], preview: Path | None, 
         sys.exit(2)
 
 
-
 # --- scheduled runs: `litwatch run-due` (cron, systemd timer) and `litwatch schedule` (daemon) ---
-import logging  # noqa: E402
-import signal  # noqa: E402
 
-from . import jobs as _jobs  # noqa: E402
-from .leases import DEFAULT_TTL as _LEASE_TTL  # noqa: E402
 
 _lease_option = click.option(
     "--lease-ttl", type=click.FloatRange(min=1), default=_LEASE_TTL, show_default=True, metavar="SECONDS",
@@ -465,12 +445,12 @@ _lease_option = click.option(
 )
 
 
-def _worker(ctx: _Context, lease_ttl: float) -> _jobs.Worker:
-    return _jobs.Worker(ctx.engine(require_schema=False), ctx.settings, lease_ttl=lease_ttl,
+def _worker(ctx: _Context, lease_ttl: float) -> jobs.Worker:
+    return jobs.Worker(ctx.engine(require_schema=False), ctx.settings, lease_ttl=lease_ttl,
                         vocab_dir=ctx.settings.vocab_dir)
 
 
-def _stop_gently(worker: _jobs.Worker) -> None:
+def _stop_gently(worker: jobs.Worker) -> None:
     """SIGTERM or Ctrl-C: start no new job; a second one stops the job in flight at its next batch."""
 
     def handler(_signum: int, _frame: object) -> None:
@@ -496,13 +476,13 @@ def run_due_command(ctx: _Context, lease_ttl: float) -> None:
     """
     worker = _worker(ctx, lease_ttl)
     db.require_schema(worker.engine)
-    plan = _jobs.load_plan(ctx.settings, today=worker.clock().date())
+    plan = jobs.load_plan(ctx.settings, today=worker.clock().date())
     bad = _report_problems(plan.problems)
     _stop_gently(worker)
     results = worker.run_due(plan, lambda result: click.echo(result.line()))
     if not results:
         click.echo("nothing is due")
-    upcoming = _jobs.next_due(plan, worker.clock())
+    upcoming = jobs.next_due(plan, worker.clock())
     if upcoming is not None:
         click.echo(f"next: {upcoming[0]:%Y-%m-%d %H:%M} UTC: {', '.join(job.key for job in upcoming[1])}")
     failed = sum(1 for r in results if r.failed)
@@ -537,13 +517,7 @@ def schedule_command(ctx: _Context, lease_ttl: float, watch_interval: float) -> 
 
 
 # --- litwatch search / export / stats: analysts query, search and export the store (issue 7) ---
-import contextlib  # noqa: E402
-import shutil  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
 
-from . import export as _export  # noqa: E402
-from . import search as _search  # noqa: E402
-from . import stats as _stats  # noqa: E402
 
 SEARCH_LIMIT = 20
 
