@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import multiprocessing as mp
 import os
-import pickle
 import queue as queue_module
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,8 +81,7 @@ class _CountingReader(io.FileIO):
 
 def save_items(
     engine: Engine,
-    items: Sequence[PaperRecord | Deletion],
-    digests: Mapping[int, str] | None = None,
+    items: Sequence[PaperRecord | store.Prepared | Deletion],
     *,
     tagger: Tagger | None = None,
     tags: Mapping[int, list[Tag]] | None = None,
@@ -91,20 +89,21 @@ def save_items(
     """Save one batch of parsed items in one transaction, in order (a deletion after its records).
 
     New and updated papers are tagged in the same transaction: with ``tags`` already computed
-    (keyed by ``id(record)``, from the parser process) or by ``tagger`` here.
+    (keyed by ``id(item)``, from the parser process, which sends prepared records) or by
+    ``tagger`` here.
     """
     result = store.SaveResult()
     with engine.begin() as conn:
-        pending: list[PaperRecord] = []
+        pending: list[PaperRecord | store.Prepared] = []
 
         def flush() -> None:
-            saved = store.save_batch(conn, pending, digests=digests)
+            saved = store.save_batch(conn, pending)
             changed = set(saved.changed_pmids)
             fresh = [r for r in pending if r.pmid in changed]
             if tags is not None:
                 tag_store.save_tags(conn, {r.pmid: tags.get(id(r), []) for r in fresh})
             elif tagger is not None:
-                tag_store.tag_records(conn, tagger, fresh)
+                tag_store.tag_records(conn, tagger, [r for r in fresh if isinstance(r, PaperRecord)])
             result.__iadd__(saved)
             pending.clear()
 
@@ -173,24 +172,22 @@ def ingest_file(
 
 
 def _parse_worker(path: str, batch_size: int, vocab_dir: str | None, queue: Any) -> None:
-    """Child process: parse, fingerprint and tag each record, send pickled batches to the parent."""
+    """Child process: parse, prepare (rows and fingerprint) and tag each record, send batches on."""
     read = 0
 
     def count(size: int) -> None:
         nonlocal read
         read += size
 
-    batch: list[tuple[bytes, str | None, list[Tag]]] = []
+    batch: list[tuple[store.Prepared | Deletion, list[Tag]]] = []
     reader = _CountingReader(Path(path), count)
     try:
         tagger = tag_store.load_tagger(Path(vocab_dir)) if vocab_dir else None
         for item in iter_records(reader, name=path):
-            blob = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
             if isinstance(item, PaperRecord):
-                tags = tagger.tag_record(item) if tagger is not None else []
-                batch.append((blob, store.digest_of_pickle(blob), tags))
+                batch.append((store.prepare(item), tagger.tag_record(item) if tagger is not None else []))
             else:
-                batch.append((blob, None, []))
+                batch.append((item, []))
             if len(batch) >= batch_size:
                 queue.put(("items", batch, read))
                 batch = []
@@ -227,10 +224,9 @@ def _ingest_pipelined(
                 progress(read - reported)
                 reported = read
             if kind == "items":
-                items = [pickle.loads(blob) for blob, _, _ in payload]
-                digests = {id(item): digest for item, (_, digest, _) in zip(items, payload) if digest}
-                tags = {id(item): found for item, (_, _, found) in zip(items, payload)}
-                result += save_items(engine, items, digests, tags=tags if vocab_dir else None)
+                items = [item for item, _ in payload]
+                tags = {id(item): found for item, found in payload}
+                result += save_items(engine, items, tags=tags if vocab_dir else None)
             elif kind == "error":
                 error = ParseError(*payload)
                 break

@@ -56,14 +56,47 @@ class SaveResult:
         return self
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A record turned into the rows the store writes, fingerprinted.
+
+    ``digest`` hashes exactly those rows, so a re-read of the same record is recognised whatever
+    process prepared it (the ingest worker prepares records beside the parser, in parallel with
+    the writer). ``paper`` lacks the columns set when saving (first_seen, updated_at, content_hash).
+    """
+
+    pmid: int
+    doi: str | None
+    date_revised: dt.date | None
+    pmid_version: int
+    digest: str
+    paper: dict[str, Any]
+    children: dict[str, list[dict[str, Any]]]
+    blob: bytes  # the pickled rows the digest was taken of
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Travel between processes as the bytes already pickled for the digest, not again."""
+        return (_restore, (self.pmid, self.doi, self.date_revised, self.pmid_version, self.digest, self.blob))
+
+
+def _restore(
+    pmid: int, doi: str | None, date_revised: dt.date | None, version: int, digest: str, blob: bytes
+) -> Prepared:
+    paper, children = pickle.loads(blob)
+    return Prepared(pmid, doi, date_revised, version, digest, paper, children, blob)
+
+
+def prepare(record: PaperRecord) -> Prepared:
+    """The rows of a record and their fingerprint."""
+    paper, children = _paper_row(record), _child_rows(record)
+    blob = pickle.dumps((paper, children), protocol=pickle.HIGHEST_PROTOCOL)
+    return Prepared(record.pmid, record.doi, record.date_revised, record.pmid_version,
+                    hashlib.blake2b(blob, digest_size=16).hexdigest(), paper, children, blob)
+
+
 def content_hash(record: PaperRecord) -> str:
-    """A fingerprint of everything parsed from a record, to tell a re-read from a revision."""
-    return digest_of_pickle(pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL))
-
-
-def digest_of_pickle(blob: bytes) -> str:
-    """``content_hash`` of a record already pickled (the ingest worker pickles it anyway)."""
-    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+    """A fingerprint of everything stored from a record, to tell a re-read from a revision."""
+    return prepare(record).digest
 
 
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
@@ -78,7 +111,7 @@ def _lookup(conn: Connection, query: Any, column: Any, keys: Sequence[Any]) -> l
     return rows
 
 
-def _paper_row(record: PaperRecord, digest: str, now: dt.datetime) -> dict[str, Any]:
+def _paper_row(record: PaperRecord) -> dict[str, Any]:
     history = record.history
     return {
         "pmid": record.pmid,
@@ -106,8 +139,6 @@ def _paper_row(record: PaperRecord, digest: str, now: dt.datetime) -> dict[str, 
         "date_pubmed": history.get("pubmed"),
         "retracted": record.is_retracted,
         "deleted_at": None,
-        "updated_at": now,
-        "content_hash": digest,
     }
 
 
@@ -170,10 +201,10 @@ def _child_rows(record: PaperRecord) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def _insert_children(conn: Connection, records: Sequence[PaperRecord]) -> None:
+def _insert_children(conn: Connection, prepared: Sequence[Prepared]) -> None:
     buckets: dict[str, list[dict[str, Any]]] = {t.name: [] for t in models.CHILD_TABLES}
-    for record in records:
-        for name, rows in _child_rows(record).items():
+    for item in prepared:
+        for name, rows in item.children.items():
             buckets[name].extend(rows)
     for table in models.CHILD_TABLES:
         if buckets[table.name]:
@@ -199,9 +230,9 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]
     conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', list(rows))
 
 
-def _newest_per_pmid(records: Iterable[PaperRecord], result: SaveResult) -> list[PaperRecord]:
+def _newest_per_pmid(records: Iterable[Prepared], result: SaveResult) -> list[Prepared]:
     """Collapse repeats of a PMID inside one batch, keeping the newest revision (or the last seen)."""
-    chosen: dict[int, PaperRecord] = {}
+    chosen: dict[int, Prepared] = {}
     for record in records:
         result.read += 1
         previous = chosen.get(record.pmid)
@@ -214,7 +245,7 @@ def _newest_per_pmid(records: Iterable[PaperRecord], result: SaveResult) -> list
     return list(chosen.values())
 
 
-def _older(record: PaperRecord, than: PaperRecord | Any) -> bool:
+def _older(record: Prepared, than: Prepared | Any) -> bool:
     mine = (record.date_revised or dt.date.min, record.pmid_version)
     theirs = (than.date_revised or dt.date.min, than.pmid_version)
     return mine < theirs
@@ -222,21 +253,17 @@ def _older(record: PaperRecord, than: PaperRecord | Any) -> bool:
 
 def save_batch(
     conn: Connection,
-    records: Iterable[PaperRecord],
+    records: Iterable[PaperRecord | Prepared],
     *,
     now: dt.datetime | None = None,
-    digests: Mapping[int, str] | None = None,
 ) -> SaveResult:
-    """Store a batch of records in the caller's transaction; see the module docstring for the rules.
+    """Store a batch of records (or records prepared elsewhere) in the caller's transaction.
 
-    ``digests`` maps ``id(record)`` to its ``content_hash`` when the caller already has them (the
-    ingest worker computes them beside the parser, in another process).
+    See the module docstring for the rules.
     """
     now = now or dt.datetime.now(dt.UTC)
     result = SaveResult()
-    records = list(records)
-    digest_of = digests or {}
-    batch = _newest_per_pmid(records, result)
+    batch = _newest_per_pmid((r if isinstance(r, Prepared) else prepare(r) for r in records), result)
     if not batch:
         return result
     pmids = [r.pmid for r in batch]
@@ -255,11 +282,11 @@ def save_batch(
         _lookup(conn, sa.select(papers.c.doi, papers.c.pmid), papers.c.doi, dois)
     )
 
-    inserts: list[tuple[PaperRecord, str]] = []
-    updates: list[tuple[PaperRecord, str]] = []
+    inserts: list[Prepared] = []
+    updates: list[Prepared] = []
     aliases: list[dict[str, Any]] = []
     for record in batch:
-        digest = digest_of.get(id(record)) or content_hash(record)
+        digest = record.digest
         if record.pmid in owner_of:
             row = stored.get(record.pmid)
             if row is None:  # this PMID was merged into a DOI twin earlier: nothing new to do
@@ -271,11 +298,10 @@ def save_batch(
             else:
                 if record.doi and doi_owner.get(record.doi, record.pmid) != record.pmid:
                     result.skipped[f"DOI {record.doi} belongs to PMID {doi_owner[record.doi]}; kept without DOI"] += 1
-                    record.doi = None
-                    digest = content_hash(record)
+                    record.doi = record.paper["doi"] = None
                 if record.doi:
                     doi_owner[record.doi] = record.pmid
-                updates.append((record, digest))
+                updates.append(record)
             continue
         if record.doi and record.doi in doi_owner:
             target = doi_owner[record.doi]
@@ -286,37 +312,39 @@ def save_batch(
         if record.doi:
             doi_owner[record.doi] = record.pmid
         owner_of[record.pmid] = record.pmid
-        inserts.append((record, digest))
+        inserts.append(record)
         aliases.append({"pmid": record.pmid, "paper_pmid": record.pmid, "merged_by": "self", "seen_at": now})
 
     if updates:
-        upd_pmids = [r.pmid for r, _ in updates]
+        upd_pmids = [r.pmid for r in updates]
         for table in models.CHILD_TABLES:
             for chunk in _chunks(upd_pmids):
                 conn.execute(table.delete().where(table.c.paper_pmid.in_(chunk)))
         rows = []
-        for record, digest in updates:
-            row = _paper_row(record, digest, now)
+        for record in updates:
+            row = record.paper | {"updated_at": now, "content_hash": record.digest}
             row["b_pmid"] = row.pop("pmid")
             rows.append(row)
         conn.execute(
             papers.update().where(papers.c.pmid == sa.bindparam("b_pmid")),
             rows,
         )
-        _insert_children(conn, [r for r, _ in updates])
+        _insert_children(conn, updates)
         result.updated += len(updates)
         result.changed_pmids.extend(upd_pmids)
     if inserts:
-        inserted = _insert_new_papers(conn, [_paper_row(r, d, now) | {"first_seen": now} for r, d in inserts])
-        lost = {r.pmid for r, _ in inserts} - inserted
+        inserted = _insert_new_papers(
+            conn, [r.paper | {"updated_at": now, "content_hash": r.digest, "first_seen": now} for r in inserts]
+        )
+        lost = {r.pmid for r in inserts} - inserted
         if lost:
             absent = _count_lost(conn, lost, result)
             aliases = [a for a in aliases if a["paper_pmid"] not in absent]
-            inserts = [(r, d) for r, d in inserts if r.pmid in inserted]
-        _insert_children(conn, [r for r, _ in inserts])
+            inserts = [r for r in inserts if r.pmid in inserted]
+        _insert_children(conn, inserts)
         result.new += len(inserts)
-        result.new_pmids.extend(r.pmid for r, _ in inserts)
-        result.changed_pmids.extend(r.pmid for r, _ in inserts)
+        result.new_pmids.extend(r.pmid for r in inserts)
+        result.changed_pmids.extend(r.pmid for r in inserts)
     if aliases:
         conn.execute(_insert_ignoring_conflicts(conn, paper_pmids), aliases)
     return result
