@@ -1,0 +1,41 @@
+"""The schema the migrations build is the schema the models declare, on both backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Engine
+
+from litwatch import db
+from litwatch.errors import StoreError
+from litwatch.models import Base
+
+ENV = Path(__file__).parent.parent / "db" / "migrations" / "env.py"
+
+
+def include_object():  # type: ignore[no-untyped-def]
+    """env.py's filter, without running the migration environment."""
+    namespace: dict[str, object] = {}
+    exec(ENV.read_text().split("engine = context")[0], namespace)
+    return namespace["include_object"]
+
+
+def test_migrations_build_exactly_the_models(engine: Engine) -> None:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"include_object": include_object()})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_an_uninitialised_database_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'new.sqlite'}")
+    with pytest.raises(StoreError, match=r"is empty; run `litwatch init`"):
+        db.require_schema(engine)
+
+
+def test_a_password_never_shows_in_a_database_error() -> None:
+    assert db.redact_url("postgresql+psycopg://ana:s3cret@db.example.org/lit") == (
+        "postgresql+psycopg://ana:***@db.example.org/lit"
+    )
