@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import signal
 import socket
 import socketserver
@@ -31,6 +30,7 @@ from fake_eutils import FakeEutils, Fault
 from litwatch import daemon, db, jobs, models, runner, schedules
 from litwatch.config import Settings
 from litwatch.eutils import EutilsClient
+from test_jobs import LITWATCH, command_env
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -284,16 +284,6 @@ def test_a_run_missed_while_the_process_was_suspended_is_made_up_once(
 
 
 # -- real processes: signals, two daemons -----------------------------------------------------------
-
-def command_env(tmp_path: Path, fake: FakeEutils, database_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LITWATCH_")}
-    return env | {"PYTHONPATH": str(SRC), "LITWATCH_DATABASE_URL": database_url,
-                  "LITWATCH_QUERIES_DIR": str(tmp_path / "queries"), "LITWATCH_EUTILS_URL": fake.url,
-                  "LITWATCH_EMAIL": "librarian@example.org", "LITWATCH_OUTBOX": str(tmp_path / "outbox")} | extra
-
-
-LITWATCH = [sys.executable, "-c", "from litwatch.cli import main; main()"]
-
 
 @pytest.fixture
 def slow_efetch(fake_eutils: FakeEutils) -> Iterator[threading.Event]:

@@ -24,10 +24,9 @@ import psycopg
 import pytest
 from sqlalchemy.engine import Engine
 
-from conftest import _postgres_database
 from litwatch import db
 from litwatch.cli import main
-from test_search import load_library
+from test_search import library_store, load_library
 
 ROOT = Path(__file__).resolve().parent.parent
 ANALYSTS = ROOT / "docs" / "analysts.md"
@@ -142,13 +141,8 @@ def sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def postgres_store() -> Iterator[Engine]:
-    urls = _postgres_database()
-    engine = db.make_engine(next(urls))
-    db.migrate(engine)
-    yield load_library(engine)
-    engine.dispose()
-    next(urls, None)
+def postgres_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    yield from library_store("postgresql", tmp_path_factory)
 
 
 def libpq(engine: Engine) -> str:

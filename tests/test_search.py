@@ -75,19 +75,23 @@ def load_library(engine: Engine) -> Engine:
     return engine
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def library(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """~620 real papers with tags and query hits, built once per backend and only read by the tests."""
-    if request.param == "sqlite":
+def library_store(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A fresh database on ``backend`` holding the library; dropped (PostgreSQL) when done."""
+    if backend == "sqlite":
         urls: Iterator[str] = iter([f"sqlite:///{tmp_path_factory.mktemp('library') / 'litwatch.sqlite'}"])
     else:
         urls = _postgres_database()
-    url = next(urls)
-    engine = db.make_engine(url)
+    engine = db.make_engine(next(urls))
     db.migrate(engine)
     yield load_library(engine)
     engine.dispose()
     next(urls, None)  # drops the PostgreSQL database
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def library(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """~620 real papers with tags and query hits, built once per backend and only read by the tests."""
+    yield from library_store(request.param, tmp_path_factory)
 
 
 def pmids(engine: Engine, **filters: object) -> list[int]:

@@ -12,11 +12,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
-from conftest import _postgres_database
-from litwatch import db, stats
+from litwatch import stats
 from litwatch.cli import main
 from litwatch.errors import InputError
-from test_search import AMH, MDA5, PRESSURE, RETRACTED, SPINE, load_library
+from test_search import AMH, MDA5, PRESSURE, RETRACTED, SPINE, library_store, load_library
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -24,15 +23,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def library(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """The same ~620 tagged papers as tests/test_search.py, built once per backend, only read."""
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path_factory.mktemp('stats') / 'litwatch.sqlite'}"])
-    else:
-        urls = _postgres_database()
-    engine = db.make_engine(next(urls))
-    db.migrate(engine)
-    yield load_library(engine)
-    engine.dispose()
-    next(urls, None)
+    yield from library_store(request.param, tmp_path_factory)
 
 
 @pytest.fixture
