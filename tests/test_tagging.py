@@ -208,6 +208,16 @@ def test_tag_record_reads_every_source(tagger: Tagger) -> None:
     assert next(t for t in tags if t.source == "gene_symbol" and t.tag == "FOXP3").text == "Foxp3"
 
 
+def test_a_term_never_spans_two_items_of_a_list(tagger: Tagger) -> None:
+    # "tumor necrosis factor" is a TNF-alpha term; split over two keywords it names nothing
+    split = PaperRecord(pmid=1, keywords=[Keyword("tumor necrosis"), Keyword("factor")],
+                        mesh=[MeshHeading(None, "Tumor"), MeshHeading(None, "Necrosis Factor")])
+    assert tagger.tag_record(split) == []
+    whole = PaperRecord(pmid=1, keywords=[Keyword("burns"), Keyword("tumor necrosis factor")])
+    assert {(t.tag, t.source, t.text) for t in tagger.tag_record(whole)} == {
+        ("TNF", "keyword", "tumor necrosis factor"), ("TNF-alpha signalling", "keyword", "tumor necrosis factor")}
+
+
 def test_empty_vocabulary_and_empty_text(tmp_path: Path) -> None:
     folder = tmp_path / "vocab"
     folder.mkdir()
