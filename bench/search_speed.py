@@ -9,7 +9,8 @@ copy of one of them under a fresh PMID and DOI, its title and abstract words shu
 shuffles per record, drawn at random), its publication date spread over 2005-2025. Tags and saved
 query hits are drawn at random with fixed skewed frequencies (TNF on ~15% of papers, migraine on
 ~12%...), since the fixtures are not about these conditions. Rows go in with bulk inserts through
-the real schema (migrations, triggers, indexes): executemany on SQLite, COPY on PostgreSQL; author
+the real schema (migrations, triggers, indexes): executemany on SQLite, which also writes the
+full-text rows as the store does there, COPY on PostgreSQL, whose triggers index them; author
 affiliations are left out (nothing searches them).
 
     PYTHONPATH=src python bench/search_speed.py [--size N] [--postgres URL] [--keep FILE] [--runs N]
@@ -40,7 +41,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from litwatch import db, models, search, stats, store
+from litwatch import db, models, rows, search, stats
 from litwatch.pubmed_xml import iter_records
 from litwatch.records import PaperRecord
 
@@ -117,14 +118,17 @@ def templates(rng: random.Random) -> list[Template]:
     """Every real fixture record, as rows of the real schema (the store's own row builders)."""
     out = []
     for record in _records():
-        paper = store._paper_row(record, "bench", NOW)  # noqa: SLF001 - the store's exact row layout
-        children = store._child_rows(record)  # noqa: SLF001
+        prepared = rows.prepare(record)  # the store's exact rows
+        paper = dict(zip(rows.PAPER_COLUMNS, prepared.paper, strict=True))
+        paper.update(deleted_at=None, updated_at=NOW, content_hash="bench")
+        authors = [dict(zip(rows.CHILD_COLUMNS["authors"], a, strict=True)) for a in prepared.children["authors"]]
+        keywords = [dict(zip(rows.CHILD_COLUMNS["keywords"], k, strict=True)) for k in prepared.children["keywords"]]
         out.append(Template(
             paper=paper,
             titles=_shuffled(record.title, rng),
             abstracts=_shuffled(record.abstract or "", rng),
-            authors=[tuple(a[c] if c != "affiliation" else None for c in AUTHOR_COLUMNS) for a in children["authors"]],
-            keywords=[tuple(k[c] for c in KEYWORD_COLUMNS) for k in children["keywords"]],
+            authors=[tuple(a[c] if c != "affiliation" else None for c in AUTHOR_COLUMNS) for a in authors],
+            keywords=[tuple(k[c] for c in KEYWORD_COLUMNS) for k in keywords],
         ))
     return out
 
@@ -168,7 +172,8 @@ def _progress(done: int, size: int, started: float) -> None:
 
 
 def build_sqlite(path: Path, size: int) -> None:
-    """Migrate a new SQLite file and bulk-insert ``size`` papers with executemany (triggers fire)."""
+    """Migrate a new SQLite file and bulk-insert ``size`` papers with executemany, writing the
+    full-text index as the store does."""
     engine = db.make_engine(f"sqlite:///{path}")
     db.migrate(engine)
     engine.dispose()
@@ -186,11 +191,22 @@ def build_sqlite(path: Path, size: int) -> None:
                 sql = f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
                 dated = name in ("papers", "paper_pmids", "query_hits")
                 conn.executemany(sql, [_sqlite_row(r) for r in rows[name]] if dated else rows[name])
+            conn.executemany("INSERT INTO papers_fts (rowid, title, abstract, keywords) VALUES (?, ?, ?, ?)",
+                             _fulltext_rows(rows))
         done += len(rows["papers"])
         _progress(done, size, started)
     print(file=sys.stderr)
     conn.execute("PRAGMA optimize")
     conn.close()
+
+
+def _fulltext_rows(rows: dict[str, list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+    """The full-text rows the store writes on SQLite (migration 0004): title, abstract, keywords."""
+    keywords: dict[int, list[str]] = {}
+    for kw in sorted(rows["keywords"], key=lambda k: (k[0], k[1])):
+        keywords.setdefault(kw[0], []).append(kw[KEYWORD_COLUMNS.index("keyword")])
+    pmid, title, abstract = (PAPER_COLUMNS.index(c) for c in ("pmid", "title", "abstract"))
+    return [(p[pmid], p[title], p[abstract], " ; ".join(keywords.get(p[pmid], [])) or None) for p in rows["papers"]]
 
 
 def _sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
@@ -39,3 +40,23 @@ def test_a_password_never_shows_in_a_database_error() -> None:
     assert db.redact_url("postgresql+psycopg://ana:s3cret@db.example.org/lit") == (
         "postgresql+psycopg://ana:***@db.example.org/lit"
     )
+
+
+def test_sqlite_full_text_is_written_by_the_store_from_0004_and_by_triggers_before(tmp_path: Path) -> None:
+    """0004 drops the SQLite row triggers that indexed papers (the store writes the index now);
+    its downgrade puts them back as 0003 made them."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'lit.sqlite'}")
+    db.migrate(engine)
+
+    def triggers() -> set[str]:
+        with engine.connect() as conn:
+            return set(conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").scalars())
+
+    assert triggers() == {"papers_fts_delete"}  # a paper deleted by hand still leaves the index
+    cfg = db._alembic_config(engine)  # noqa: SLF001 - the configuration `litwatch init` uses
+    command.downgrade(cfg, "0003")
+    assert triggers() == {"papers_fts_delete", "papers_fts_register", "papers_fts_update",
+                          "papers_fts_keyword_insert", "papers_fts_keyword_update", "papers_fts_keyword_delete"}
+    command.upgrade(cfg, "head")
+    assert triggers() == {"papers_fts_delete"}
+    engine.dispose()

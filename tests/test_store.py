@@ -72,6 +72,26 @@ def test_a_new_paper_is_stored_with_its_children(engine: Engine) -> None:
     assert count(engine, "authors") == 1 and count(engine, "corrections") == 1
 
 
+def test_times_and_dates_are_stored_as_sqlalchemy_writes_them(engine: Engine) -> None:
+    """The store hands rows to the driver itself: what it writes compares equal to the same values
+    bound by SQLAlchemy (digests and analysts filter on first_seen; stats group by pub_date)."""
+    when = dt.datetime(2026, 11, 23, 19, 40, 23, 282030, tzinfo=dt.UTC)
+    record = paper(1, "10.1/a", revised=dt.date(2024, 9, 23))
+    record.pub_date = dt.date(2023, 1, 13)
+    with engine.begin() as conn:
+        store.save_batch(conn, [record], now=when)
+    papers, pmids = store.papers, store.paper_pmids
+    with engine.connect() as conn:
+        found = conn.execute(sa.select(papers.c.pmid).where(
+            papers.c.first_seen == when, papers.c.updated_at == when,
+            papers.c.pub_date == dt.date(2023, 1, 13), papers.c.date_revised == dt.date(2024, 9, 23))).all()
+        seen = conn.execute(sa.select(pmids.c.seen_at)).scalar_one()
+        first_seen, pub_date = conn.execute(sa.select(papers.c.first_seen, papers.c.pub_date)).one()
+    assert found == [(1,)]
+    assert seen.replace(tzinfo=dt.UTC) == when and first_seen.replace(tzinfo=dt.UTC) == when
+    assert pub_date == dt.date(2023, 1, 13)
+
+
 def test_the_same_records_twice_change_nothing(engine: Engine) -> None:
     save(engine, paper(1, "10.1/a"), paper(2))
     with engine.connect() as conn:

@@ -5,7 +5,7 @@ its authors, keywords, tags and the saved queries that found it; ``iter_papers``
 for exports of any size. Papers deleted from PubMed are never returned.
 
 Full-text search looks in titles, abstracts and keywords (the ``papers_fts`` index migration 0003
-builds and its triggers keep current). What a user types is never handed to the database as query syntax: it is
+builds; the store keeps it current on SQLite, triggers on PostgreSQL). What a user types is never handed to the database as query syntax: it is
 cut into terms here (words, ``"quoted phrases"``, ``prefix*``), and each term is passed as a bound
 parameter: for SQLite FTS5 its tokens each quoted as a string, for PostgreSQL as text that
 ``phraseto_tsquery`` (which knows no operators) turns into a ``tsquery``. A paper matches when

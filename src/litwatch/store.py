@@ -14,23 +14,23 @@ Rules, in order, for each record:
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import pickle
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from . import models
 from .records import Deletion, PaperRecord
+from .rows import CHILD_COLUMNS, PAPER_COLUMNS, Prepared, prepare
 
 papers = models.table(models.Paper)
 paper_pmids = models.table(models.PaperPmid)
 _IN_CHUNK = 500  # ids per IN (...) lookup: well under SQLite's and PostgreSQL's parameter limits
+_ROWS_PER_INSERT = 500  # x 27 columns: under SQLite's 32,766 and PostgreSQL's 65,535 parameters
+_SAVED_COLUMNS = (*PAPER_COLUMNS, "first_seen", "updated_at", "content_hash")
 
 
 @dataclass
@@ -56,49 +56,6 @@ class SaveResult:
         return self
 
 
-@dataclass(slots=True)
-class Prepared:
-    """A record turned into the rows the store writes, fingerprinted.
-
-    ``digest`` hashes exactly those rows, so a re-read of the same record is recognised whatever
-    process prepared it (the ingest worker prepares records beside the parser, in parallel with
-    the writer). ``paper`` lacks the columns set when saving (first_seen, updated_at, content_hash).
-    """
-
-    pmid: int
-    doi: str | None
-    date_revised: dt.date | None
-    pmid_version: int
-    digest: str
-    paper: dict[str, Any]
-    children: dict[str, list[dict[str, Any]]]
-    blob: bytes  # the pickled rows the digest was taken of
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Travel between processes as the bytes already pickled for the digest, not again."""
-        return (_restore, (self.pmid, self.doi, self.date_revised, self.pmid_version, self.digest, self.blob))
-
-
-def _restore(
-    pmid: int, doi: str | None, date_revised: dt.date | None, version: int, digest: str, blob: bytes
-) -> Prepared:
-    paper, children = pickle.loads(blob)
-    return Prepared(pmid, doi, date_revised, version, digest, paper, children, blob)
-
-
-def prepare(record: PaperRecord) -> Prepared:
-    """The rows of a record and their fingerprint."""
-    paper, children = _paper_row(record), _child_rows(record)
-    blob = pickle.dumps((paper, children), protocol=pickle.HIGHEST_PROTOCOL)
-    return Prepared(record.pmid, record.doi, record.date_revised, record.pmid_version,
-                    hashlib.blake2b(blob, digest_size=16).hexdigest(), paper, children, blob)
-
-
-def content_hash(record: PaperRecord) -> str:
-    """A fingerprint of everything stored from a record, to tell a re-read from a revision."""
-    return prepare(record).digest
-
-
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -111,123 +68,45 @@ def _lookup(conn: Connection, query: Any, column: Any, keys: Sequence[Any]) -> l
     return rows
 
 
-def _paper_row(record: PaperRecord) -> dict[str, Any]:
-    history = record.history
-    return {
-        "pmid": record.pmid,
-        "pmid_version": record.pmid_version,
-        "kind": record.kind,
-        "doi": record.doi,
-        "pmcid": record.pmcid,
-        "title": record.title,
-        "vernacular_title": record.vernacular_title,
-        "abstract": record.abstract,
-        "journal": record.journal,
-        "journal_abbrev": record.journal_abbrev,
-        "issn": record.issn,
-        "volume": record.volume,
-        "issue": record.issue,
-        "pages": record.pages,
-        "pub_year": record.pub_year,
-        "pub_date": record.pub_date,
-        "pub_date_text": record.pub_date_text,
-        "languages": ";".join(record.languages) or None,
-        "status": record.status,
-        "date_completed": record.date_completed,
-        "date_revised": record.date_revised,
-        "date_entrez": history.get("entrez"),
-        "date_pubmed": history.get("pubmed"),
-        "retracted": record.is_retracted,
-        "deleted_at": None,
-    }
-
-
-def _child_rows(record: PaperRecord) -> dict[str, list[dict[str, Any]]]:
-    pmid = record.pmid
-    pub_types: dict[str, str | None] = {}
-    for ptype in record.publication_types:
-        pub_types.setdefault(ptype.name, ptype.ui)
-    return {
-        "authors": [
-            {
-                "paper_pmid": pmid,
-                "position": i,
-                "last_name": a.last_name,
-                "fore_name": a.fore_name,
-                "initials": a.initials,
-                "collective_name": a.collective_name,
-                "orcid": a.orcid,
-                "affiliation": " | ".join(a.affiliations) or None,
-            }
-            for i, a in enumerate(record.authors)
-        ],
-        "mesh_headings": [
-            {
-                "paper_pmid": pmid,
-                "position": i,
-                "descriptor_ui": m.ui,
-                "descriptor_name": m.name,
-                "major_topic": m.major_topic,
-                "qualifiers": " | ".join(q.name + ("*" if q.major_topic else "") for q in m.qualifiers)
-                or None,
-            }
-            for i, m in enumerate(record.mesh)
-        ],
-        "publication_types": [
-            {"paper_pmid": pmid, "name": name, "ui": ui} for name, ui in pub_types.items()
-        ],
-        "keywords": [
-            {"paper_pmid": pmid, "position": i, "keyword": k.text, "major_topic": k.major_topic, "owner": k.owner}
-            for i, k in enumerate(record.keywords)
-        ],
-        "chemicals": [
-            {"paper_pmid": pmid, "position": i, "ui": c.ui, "name": c.name, "registry_number": c.registry_number}
-            for i, c in enumerate(record.chemicals)
-        ],
-        "gene_symbols": [{"paper_pmid": pmid, "symbol": s} for s in dict.fromkeys(record.gene_symbols)],
-        "history_dates": [
-            {"paper_pmid": pmid, "status": status, "date": date} for status, date in record.history.items()
-        ],
-        "corrections": [
-            {
-                "paper_pmid": pmid,
-                "position": i,
-                "ref_type": c.ref_type,
-                "ref_pmid": c.pmid,
-                "ref_source": c.source,
-            }
-            for i, c in enumerate(record.corrections)
-        ],
-    }
-
-
 def _insert_children(conn: Connection, prepared: Sequence[Prepared]) -> None:
-    buckets: dict[str, list[dict[str, Any]]] = {t.name: [] for t in models.CHILD_TABLES}
-    for item in prepared:
-        for name, rows in item.children.items():
-            buckets[name].extend(rows)
     for table in models.CHILD_TABLES:
-        if buckets[table.name]:
-            bulk_insert(conn, table, buckets[table.name])
+        rows = [row for item in prepared for row in item.children[table.name]]
+        if rows:
+            bulk_insert(conn, table.name, CHILD_COLUMNS[table.name], rows)
 
 
-def bulk_insert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
-    """A plain multi-row INSERT handed straight to the driver's executemany.
+def _index_fulltext(conn: Connection, prepared: Sequence[Prepared]) -> None:
+    """Write the SQLite full-text rows of new and revised papers (PostgreSQL's triggers do it there)."""
+    if conn.dialect.name == "sqlite" and prepared:
+        conn.exec_driver_sql(
+            "INSERT OR REPLACE INTO papers_fts (rowid, title, abstract, keywords) VALUES (?, ?, ?, ?)",
+            [item.fulltext for item in prepared],
+        )
+
+
+def _placeholders(conn: Connection, count: int) -> str:
+    return ", ".join(["?" if conn.dialect.name == "sqlite" else "%s"] * count)
+
+
+def bulk_insert(
+    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, conflict: str = ""
+) -> None:
+    """A plain INSERT of tuples handed straight to the driver's executemany.
 
     SQLAlchemy's per-row parameter processing cost more than SQLite's own work for the child
-    rows of a paper (bench/ingest_speed.py): these rows hold only ints, strings, bools and dates,
-    which both drivers take as they are once SQLite's dates are written in SQLAlchemy's ISO form.
+    rows of a paper (bench/ingest_speed.py). These rows hold only ints, strings and bools, with
+    dates and datetimes already in the form SQLAlchemy would give the driver (``_iso``,
+    ``_driver_value``). ``conflict`` is appended as it is (ON CONFLICT DO NOTHING).
     """
-    columns = list(rows[0])
     names = ", ".join(f'"{c}"' for c in columns)
-    if conn.dialect.name == "sqlite":
-        marks = ", ".join(f":{c}" for c in columns)
-        dated = [c for c in columns if isinstance(table.c[c].type, sa.Date)]
-        if dated:
-            rows = [{**r, **{c: r[c].isoformat() for c in dated if r[c] is not None}} for r in rows]
-    else:
-        marks = ", ".join(f"%({c})s" for c in columns)
-    conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', list(rows))
+    statement = f'INSERT INTO "{table}" ({names}) VALUES ({_placeholders(conn, len(columns))}) {conflict}'
+    conn.exec_driver_sql(statement.rstrip(), list(rows))
+
+
+def _driver_value(conn: Connection, column: sa.Column[Any], value: Any) -> Any:
+    """``value`` as SQLAlchemy would hand it to the driver for ``column`` (a datetime on SQLite)."""
+    process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return process(value) if process is not None else value
 
 
 def _newest_per_pmid(records: Iterable[Prepared], result: SaveResult) -> list[Prepared]:
@@ -284,7 +163,8 @@ def save_batch(
 
     inserts: list[Prepared] = []
     updates: list[Prepared] = []
-    aliases: list[dict[str, Any]] = []
+    aliases: list[tuple[int, int, str, Any]] = []  # paper_pmids rows: pmid, paper_pmid, merged_by, seen_at
+    seen_at = _driver_value(conn, paper_pmids.c.seen_at, now)
     for record in batch:
         digest = record.digest
         if record.pmid in owner_of:
@@ -298,14 +178,14 @@ def save_batch(
             else:
                 if record.doi and doi_owner.get(record.doi, record.pmid) != record.pmid:
                     result.skipped[f"DOI {record.doi} belongs to PMID {doi_owner[record.doi]}; kept without DOI"] += 1
-                    record.doi = record.paper["doi"] = None
+                    record.drop_doi()
                 if record.doi:
                     doi_owner[record.doi] = record.pmid
                 updates.append(record)
             continue
         if record.doi and record.doi in doi_owner:
             target = doi_owner[record.doi]
-            aliases.append({"pmid": record.pmid, "paper_pmid": target, "merged_by": "doi", "seen_at": now})
+            aliases.append((record.pmid, target, "doi", seen_at))
             owner_of[record.pmid] = target
             result.merged += 1
             continue
@@ -313,58 +193,64 @@ def save_batch(
             doi_owner[record.doi] = record.pmid
         owner_of[record.pmid] = record.pmid
         inserts.append(record)
-        aliases.append({"pmid": record.pmid, "paper_pmid": record.pmid, "merged_by": "self", "seen_at": now})
+        aliases.append((record.pmid, record.pmid, "self", seen_at))
 
     if updates:
         upd_pmids = [r.pmid for r in updates]
         for table in models.CHILD_TABLES:
             for chunk in _chunks(upd_pmids):
                 conn.execute(table.delete().where(table.c.paper_pmid.in_(chunk)))
-        rows = []
-        for record in updates:
-            row = record.paper | {"updated_at": now, "content_hash": record.digest}
-            row["b_pmid"] = row.pop("pmid")
-            rows.append(row)
-        conn.execute(
-            papers.update().where(papers.c.pmid == sa.bindparam("b_pmid")),
-            rows,
-        )
+        stamp = _driver_value(conn, papers.c.updated_at, now)
+        _update_papers(conn, [(*r.paper[1:], stamp, r.digest, r.pmid) for r in updates])
         _insert_children(conn, updates)
+        _index_fulltext(conn, updates)
         result.updated += len(updates)
         result.changed_pmids.extend(upd_pmids)
     if inserts:
-        inserted = _insert_new_papers(
-            conn, [r.paper | {"updated_at": now, "content_hash": r.digest, "first_seen": now} for r in inserts]
-        )
+        stamp = _driver_value(conn, papers.c.first_seen, now)
+        inserted = _insert_new_papers(conn, [(*r.paper, stamp, stamp, r.digest) for r in inserts])
         lost = {r.pmid for r in inserts} - inserted
         if lost:
             absent = _count_lost(conn, lost, result)
-            aliases = [a for a in aliases if a["paper_pmid"] not in absent]
+            aliases = [a for a in aliases if a[1] not in absent]
             inserts = [r for r in inserts if r.pmid in inserted]
         _insert_children(conn, inserts)
+        _index_fulltext(conn, inserts)
         result.new += len(inserts)
         result.new_pmids.extend(r.pmid for r in inserts)
         result.changed_pmids.extend(r.pmid for r in inserts)
     if aliases:
-        conn.execute(_insert_ignoring_conflicts(conn, paper_pmids), aliases)
+        bulk_insert(conn, "paper_pmids", ("pmid", "paper_pmid", "merged_by", "seen_at"), aliases,
+                    conflict="ON CONFLICT DO NOTHING")
     return result
 
 
-def _insert_ignoring_conflicts(conn: Connection, table: sa.Table) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING, for both SQLite and PostgreSQL."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
+def _update_papers(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Rewrite revised papers: each row holds ``PAPER_COLUMNS`` but the PMID, updated_at, content_hash, PMID."""
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    columns = (*PAPER_COLUMNS[1:], "updated_at", "content_hash")
+    assignments = ", ".join(f'"{c}" = {mark}' for c in columns)
+    conn.exec_driver_sql(f"UPDATE papers SET {assignments} WHERE pmid = {mark}", rows)
 
 
-def _insert_new_papers(conn: Connection, rows: list[dict[str, Any]]) -> set[int]:
-    """Insert new paper rows; returns the PMIDs actually inserted.
+def _insert_new_papers(conn: Connection, rows: list[tuple[Any, ...]]) -> set[int]:
+    """Insert new paper rows (values in ``_SAVED_COLUMNS`` order); returns the PMIDs actually inserted.
 
     Another process may store the same paper (or one with the same DOI) between our lookup and
-    this insert: such a row is left to it instead of failing the whole batch.
+    this insert: such a row is left to it (ON CONFLICT DO NOTHING) instead of failing the whole
+    batch, and RETURNING tells which rows were ours. Rows go ``_ROWS_PER_INSERT`` to a statement.
     """
-    statement = _insert_ignoring_conflicts(conn, papers).returning(papers.c.pmid)
-    return set(conn.execute(statement, rows).scalars())
+    names = ", ".join(f'"{c}"' for c in _SAVED_COLUMNS)
+    row_marks = f"({_placeholders(conn, len(_SAVED_COLUMNS))})"
+    inserted: set[int] = set()
+    for chunk in _chunks(rows, _ROWS_PER_INSERT):
+        values = ", ".join([row_marks] * len(chunk))
+        params = tuple(value for row in chunk for value in row)
+        result = conn.exec_driver_sql(
+            f"INSERT INTO papers ({names}) VALUES {values} ON CONFLICT DO NOTHING RETURNING pmid", params
+        )
+        inserted.update(pmid for (pmid,) in result)
+    return inserted
 
 
 def _count_lost(conn: Connection, lost: set[int], result: SaveResult) -> set[int]:
