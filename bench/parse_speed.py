@@ -11,6 +11,7 @@ Peak RSS comes from getrusage and covers the whole process.
 
 from __future__ import annotations
 
+import gzip
 import resource
 import sys
 import tempfile
@@ -27,10 +28,12 @@ from litwatch.pubmed_xml import iter_records  # noqa: E402
 
 
 def floor_scan(path: Path) -> int:
-    """Bare iterparse: PMID, title and abstract text of each record, then clear it."""
+    """Bare iterparse: PMID, title and abstract text of each record, then clear it (a ``.gz`` file
+    read through Python's gzip, as litwatch reads it)."""
     count = 0
+    source = gzip.open(path, "rb") if path.suffix == ".gz" else str(path)
     for _event, elem in etree.iterparse(
-        str(path), events=("end",), tag="PubmedArticle",
+        source, events=("end",), tag="PubmedArticle",
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True,
     ):
         pmid = elem.findtext("MedlineCitation/PMID")

@@ -4,6 +4,8 @@ in the same order, and a fault at the same place with the same records before it
 from __future__ import annotations
 
 import gzip
+import multiprocessing
+import threading
 from pathlib import Path
 
 import pytest
@@ -156,3 +158,15 @@ def test_a_worker_that_cannot_start_is_an_error_not_an_empty_file(tmp_path: Path
     path = article_set(tmp_path)
     with pytest.raises(StoreError, match="parser process"):
         chunked(path, 30_000, vocab_dir=vocab)
+
+
+def test_a_caller_that_stops_early_leaves_no_thread_or_process_behind(tmp_path: Path) -> None:
+    """A database error or Ctrl-C in the writer ends the iteration: workers and feeder go with it."""
+    path = article_set(tmp_path, gz=True)
+    shape = parse_pool.file_layout(path)
+    assert shape is not None
+    records = parse_pool.parse_file(path, shape, chunk_bytes=1, workers=2, ahead=1)
+    assert next(records)
+    records.close()
+    assert not [t for t in threading.enumerate() if t.name == "litwatch-chunk-feeder"]
+    assert multiprocessing.active_children() == []

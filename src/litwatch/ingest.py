@@ -168,7 +168,8 @@ def _ingest_parallel(
 
     with parse_pool.batch_collection() as collect:
         try:
-            for items in parse_pool.parse_file(path, shape, vocab_dir=vocab_dir, progress=progress):
+            ahead = max(parse_pool.AHEAD_RECORDS, batch_size)  # workers parse on while a batch is written
+            for items in parse_pool.parse_file(path, shape, vocab_dir=vocab_dir, progress=progress, ahead=ahead):
                 for item, found in items:
                     batch.append(item)
                     tags[id(item)] = found

@@ -7,7 +7,8 @@ beside the writer leaves the writer waiting. Here the file is cut into chunks of
 the file's XML declaration and root start tag in front, each but the last the root end tag behind,
 so that it is a document of its own. Worker processes parse, fingerprint (``rows.prepare``) and tag
 the chunks; the caller receives their records chunk by chunk, in file order, with at most
-``WINDOW`` chunks in flight, so memory stays flat whatever the file size.
+``AHEAD_RECORDS`` records parsed ahead of it and a chunk per worker in flight, so memory stays flat
+whatever the file size.
 
 What the caller sees is what a sequential parse gives: the same records in the same order, and a
 fault reported at its line and column in the file, after every record before it (and the same
@@ -29,8 +30,9 @@ import mmap
 import multiprocessing as mp
 import os
 import re
+import queue
 import signal
-from collections import deque
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -47,9 +49,10 @@ from .tagging import Tag, Tagger
 from .vocab import load_vocabulary
 
 CHUNK_BYTES = 4_000_000
+GZIP_CHUNK_BYTES = 1_000_000  # a gzipped file's chunks pass through this process: smaller ones, less memory
 MAX_WORKERS = 3
 COLLECT_EVERY = 16  # chunks a worker parses between two collections of cyclic garbage
-WINDOW = 8  # chunks given to workers and not yet taken back: their results (and bytes, gzipped) in memory
+AHEAD_RECORDS = 2_000  # records parsed before the writer takes them: it never waits while it has work
 # Workers yield the CPU to the writer: it is the one step that cannot be shared out, so while it
 # has work it should never wait for a core (bench/ingest_speed.py).
 NICENESS = 10
@@ -172,7 +175,9 @@ def _stream_chunks(stream: Any, raw: CountingReader, shape: Layout, chunk_bytes:
             lowest = max(chunk_bytes, first + 1) if first >= 0 else -1
         cut = _find_marker(buffer, lowest, shape.markers) if lowest > 0 else -1
         if cut > 0:
-            yield Chunk(index, start, cut, bytes(buffer[:cut]), raw.tell(), False)
+            with memoryview(buffer) as view:
+                data = bytes(view[:cut])
+            yield Chunk(index, start, cut, data, raw.tell(), False)
             del buffer[:cut]
             start, index = start + cut, index + 1
         elif at_end:
@@ -297,43 +302,43 @@ def worker_count() -> int:
 def parse_file(
     path: Path, shape: Layout, *, vocab_dir: Path | None = None, progress: Progress | None = None,
     workers: int | None = None, chunk_bytes: int | None = None, label: str | None = None,
+    ahead: int = AHEAD_RECORDS,
 ) -> Iterator[list[Item]]:
     """Yield the records of ``path`` (prepared, with their tags), chunk by chunk in file order.
 
     A fault ends the iteration with ParseError at its place in the file, after every record before it.
+    Workers parse on while the caller works (it writes a batch to the database), up to ``ahead``
+    records parsed and not yet taken.
     """
     label = label or str(path)
     workers = workers or worker_count()
-    chunk_bytes = chunk_bytes or CHUNK_BYTES
     context = mp.get_context("spawn")  # never fork a process that may hold database connections
     with ExitStack() as stack:
         stream, raw = open_stream(path, stack)
         if stream is raw:
-            chunks = _plain_chunks(path, shape, chunk_bytes)
+            chunks = _plain_chunks(path, shape, chunk_bytes or CHUNK_BYTES)
         else:
-            chunks = _stream_chunks(stream, raw, shape, chunk_bytes)
+            chunks = _stream_chunks(stream, raw, shape, chunk_bytes or GZIP_CHUNK_BYTES)
         pool = stack.enter_context(ProcessPoolExecutor(
             workers, mp_context=context, initializer=_start_worker,
             initargs=(str(vocab_dir) if vocab_dir else None,),
         ))
         stack.callback(pool.shutdown, wait=True, cancel_futures=True)
-        pending: deque[tuple[Chunk, Future[tuple[list[Item], tuple[Any, ...] | None]]]] = deque()
+        feeder = _Feeder(pool, chunks, workers + 1, ahead, (str(path), shape, label))
+        stack.callback(feeder.stop)
+        feeder.start()
         reported = 0
-        while True:
-            while len(pending) < WINDOW:
-                chunk = next(chunks, None)
-                if chunk is None:
-                    break
-                pending.append((chunk, pool.submit(_parse_chunk, str(path), chunk, shape, label)))
-            if not pending:
-                break
-            chunk, future = pending.popleft()
+        while (handed := feeder.handoff.get()) is not None:
+            if isinstance(handed, BaseException):
+                raise handed
+            chunk, future = handed
             try:
                 items, fault = future.result()
             except BrokenProcessPool as exc:
                 raise StoreError(f"{label}: a parser process died: {exc}") from None
             except Exception as exc:  # a fault in the worker's own code: the file is not to blame
                 raise StoreError(f"{label}: a parser process failed: {type(exc).__name__}: {exc}") from exc
+            feeder.taken(len(items))
             yield items
             if progress is not None and chunk.raw_end > reported:
                 progress(chunk.raw_end - reported)
@@ -342,6 +347,62 @@ def parse_file(
                 raise gzip_fault(label, chunk.damage)
             if fault is not None:
                 raise _in_file(path, label, chunk, fault)
+
+
+_Handed = tuple[Chunk, "Future[tuple[list[Item], tuple[Any, ...] | None]]"] | BaseException | None
+
+
+class _Feeder(threading.Thread):
+    """Cuts the file and gives chunks to the workers, in a thread of its own, so that they parse on
+    while the caller writes. A chunk goes to the pool when fewer than ``running`` are being parsed
+    (or wait for a worker: a plain file's bytes are read by the worker, a gzipped one's held here)
+    and fewer than ``ahead`` records are parsed and not yet taken. Chunks and their futures reach
+    the caller through ``handoff``, in file order, then None (or the exception that stopped it)."""
+
+    def __init__(self, pool: ProcessPoolExecutor, chunks: Iterator[Chunk], running: int, ahead: int,
+                 args: tuple[str, Layout, str]) -> None:
+        super().__init__(name="litwatch-chunk-feeder", daemon=True)
+        self.handoff: queue.SimpleQueue[_Handed] = queue.SimpleQueue()
+        self._pool, self._chunks, self._args = pool, chunks, args
+        self._limits = (running, ahead)
+        self._running = self._ahead = 0
+        self._stopped = False
+        self._state = threading.Condition()
+
+    def run(self) -> None:
+        running, ahead = self._limits
+        try:
+            for chunk in self._chunks:
+                with self._state:
+                    self._state.wait_for(lambda: self._stopped or (self._running < running and self._ahead < ahead))
+                    if self._stopped:
+                        return
+                    self._running += 1
+                future = self._pool.submit(_parse_chunk, self._args[0], chunk, *self._args[1:])
+                future.add_done_callback(self._parsed)
+                self.handoff.put((chunk, future))
+        except BaseException as exc:  # noqa: BLE001 - the caller raises it, in order
+            self.handoff.put(exc)
+        else:
+            self.handoff.put(None)
+
+    def _parsed(self, future: Future[tuple[list[Item], tuple[Any, ...] | None]]) -> None:
+        with self._state:
+            self._running -= 1
+            if not future.cancelled() and future.exception() is None:
+                self._ahead += len(future.result()[0])
+            self._state.notify_all()
+
+    def taken(self, records: int) -> None:
+        with self._state:
+            self._ahead -= records
+            self._state.notify_all()
+
+    def stop(self) -> None:
+        with self._state:
+            self._stopped = True
+            self._state.notify_all()
+        self.join()
 
 
 def _in_file(path: Path, label: str, chunk: Chunk, fault: tuple[Any, ...]) -> ParseError:
