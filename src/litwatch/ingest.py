@@ -57,7 +57,8 @@ def save_items(
     tagger: Tagger | None = None,
     tags: Mapping[int, list[Tag]] | None = None,
 ) -> store.SaveResult:
-    """Save one batch of parsed items in one transaction, in order (a deletion after its records).
+    """Save one batch of parsed items in one transaction, in order (a deletion after its records);
+    returns what it did, as counts (``SaveResult.counts``).
 
     New and updated papers are tagged in the same transaction: with ``tags`` already computed
     (keyed by ``id(item)``, from the worker processes, which send prepared records) or by
@@ -75,7 +76,7 @@ def save_items(
                 tag_store.save_tags(conn, {r.pmid: tags.get(id(r), []) for r in fresh})
             elif tagger is not None:
                 tag_store.tag_records(conn, tagger, [r for r in fresh if isinstance(r, PaperRecord)])
-            result.__iadd__(saved)
+            result.__iadd__(saved.counts())  # memory stays flat however many papers a file holds
             pending.clear()
 
         for item in items:

@@ -296,7 +296,8 @@ class _Pieces(io.RawIOBase):
 def worker_count() -> int:
     """One worker per core this process may run on, at most MAX_WORKERS: beyond that the writer,
     which cannot be shared out, keeps up with no more of them."""
-    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS
+    return max(1, min(MAX_WORKERS, cores))
 
 
 def parse_file(

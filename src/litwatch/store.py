@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,6 +46,10 @@ class SaveResult:
     skipped: Counter[str] = field(default_factory=Counter)
     new_pmids: list[int] = field(default_factory=list)
     changed_pmids: list[int] = field(default_factory=list)  # new or updated rows, for re-tagging
+
+    def counts(self) -> SaveResult:
+        """The counts alone, without the PMIDs: a file's summary need not hold every PMID it stored."""
+        return replace(self, skipped=Counter(self.skipped), new_pmids=[], changed_pmids=[])
 
     def __iadd__(self, other: SaveResult) -> SaveResult:
         for name in ("read", "new", "updated", "unchanged", "merged", "deleted"):
