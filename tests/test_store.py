@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from litwatch import store
+from litwatch import models, rows, store
 from litwatch.records import (
     Author,
     Correction,
@@ -70,6 +70,15 @@ def test_a_new_paper_is_stored_with_its_children(engine: Engine) -> None:
     assert tuple(row) == ("10.1/a", "A title")
     assert (mesh.descriptor_name, bool(mesh.major_topic), mesh.qualifiers) == ("Migraine Disorders", True, "genetics*")
     assert count(engine, "authors") == 1 and count(engine, "corrections") == 1
+
+
+def test_the_rows_prepared_fill_every_column_of_the_schema() -> None:
+    """rows.py lists columns by hand (it must not import SQLAlchemy): it must follow models.py."""
+    papers = {c.name for c in store.papers.columns}
+    assert set(rows.PAPER_COLUMNS) | {"first_seen", "updated_at", "content_hash", "deleted_at"} == papers
+    for table in models.CHILD_TABLES:
+        assert set(rows.CHILD_COLUMNS[table.name]) == {c.name for c in table.columns}, table.name
+    assert set(rows.CHILD_COLUMNS) == {t.name for t in models.CHILD_TABLES}
 
 
 def test_times_and_dates_are_stored_as_sqlalchemy_writes_them(engine: Engine) -> None:

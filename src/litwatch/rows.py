@@ -43,10 +43,10 @@ class Prepared:
     """A record turned into the rows the store writes, fingerprinted.
 
     Rows are tuples in the column order of ``PAPER_COLUMNS`` and ``CHILD_COLUMNS``, dates as ISO
-    text (SQLite stores them so, PostgreSQL casts them; they unpickle four times faster than date
-    objects): they go to the database driver as they are. ``digest`` hashes exactly those rows, so a re-read of the same
-    record is recognised whatever process prepared it (the ingest worker prepares records beside
-    the parser, in parallel with the writer).
+    text (SQLite stores them so, PostgreSQL casts them; they unpickle 3.5 times faster than date
+    objects): they go to the database driver as they are. ``digest`` hashes exactly those rows,
+    so a re-read of the same record is recognised whatever process prepared it (ingest's worker
+    processes prepare records beside the parser, in parallel with the writer).
     """
 
     pmid: int
