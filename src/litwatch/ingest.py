@@ -21,7 +21,6 @@ from .records import Deletion, PaperRecord
 from .tagging import Tag, Tagger
 
 BATCH_SIZE = 1000
-COLLECT_EVERY = 16  # batches between two collections of cyclic garbage (parse_pool.batch_collection)
 PIPELINE_MIN_BYTES = 8_000_000  # below this, starting worker processes costs more than they save
 
 Progress = Callable[[int], None]  # called with the number of bytes read since the last call
@@ -159,7 +158,6 @@ def _ingest_parallel(
     error: ParseError | None = None
     batch: list[rows.Prepared | Deletion] = []
     tags: dict[int, list[Tag]] = {}
-    saved = 0
 
     def save() -> None:
         nonlocal result
@@ -176,9 +174,7 @@ def _ingest_parallel(
                     tags[id(item)] = found
                 if len(batch) >= batch_size:
                     save()
-                    saved += 1
-                    if saved % COLLECT_EVERY == 0:  # each batch leaves ~60 objects in cycles
-                        collect()
+                    collect()
         except ParseError as exc:
             error = exc
         save()

@@ -29,8 +29,8 @@ import io
 import mmap
 import multiprocessing as mp
 import os
-import re
 import queue
+import re
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -43,7 +43,13 @@ from typing import Any, BinaryIO, cast
 
 from . import rows
 from .errors import ParseError, StoreError
-from .pubmed_xml import GZIP_ERRORS, CountingReader, gzip_fault, iter_records, open_stream
+from .pubmed_xml import (
+    GZIP_ERRORS,
+    CountingReader,
+    gzip_fault,
+    iter_records,
+    open_stream,
+)
 from .records import Deletion, PaperRecord
 from .tagging import Tag, Tagger
 from .vocab import load_vocabulary
@@ -51,7 +57,7 @@ from .vocab import load_vocabulary
 CHUNK_BYTES = 4_000_000
 GZIP_CHUNK_BYTES = 1_000_000  # a gzipped file's chunks pass through this process: smaller ones, less memory
 MAX_WORKERS = 3
-COLLECT_EVERY = 16  # chunks a worker parses between two collections of cyclic garbage
+COLLECT_EVERY = 16  # batches written, or chunks parsed, between two collections of cyclic garbage
 AHEAD_RECORDS = 2_000  # records parsed before the writer takes them: it never waits while it has work
 # Workers yield the CPU to the writer: it is the one step that cannot be shared out, so while it
 # has work it should never wait for a core (bench/ingest_speed.py).
@@ -126,17 +132,16 @@ class Chunk:
     damage: Exception | None = None  # the gzip fault the stream ended with, after this chunk's bytes
 
 
-def _plain_chunks(path: Path, shape: Layout, chunk_bytes: int) -> Iterator[Chunk]:
+def _plain_chunks(handle: BinaryIO, shape: Layout, chunk_bytes: int) -> Iterator[Chunk]:
     """Cut points of a plain file, found by reading a little after each ``chunk_bytes`` step."""
-    size = path.stat().st_size
-    with path.open("rb") as handle:
-        start, index = 0, 0
-        first_record = _next_marker(handle, shape.body, size, shape.markers)
-        while start < size:
-            # a chunk ends at the first record start chunk_bytes or more into it, past its first record
-            cut = _next_marker(handle, max(start + chunk_bytes, first_record + 1), size, shape.markers)
-            yield Chunk(index, start, cut - start, None, cut, cut >= size)
-            start, index = cut, index + 1
+    size = os.fstat(handle.fileno()).st_size
+    start, index = 0, 0
+    first_record = _next_marker(handle, shape.body, size, shape.markers)
+    while start < size:
+        # a chunk ends at the first record start chunk_bytes or more into it, past its first record
+        cut = _next_marker(handle, max(start + chunk_bytes, first_record + 1), size, shape.markers)
+        yield Chunk(index, start, cut - start, None, cut, cut >= size)
+        start, index = cut, index + 1
 
 
 def _next_marker(handle: BinaryIO, position: int, size: int, markers: tuple[bytes, ...]) -> int:
@@ -193,20 +198,33 @@ def _stream_chunks(stream: Any, raw: CountingReader, shape: Layout, chunk_bytes:
             buffer += block
 
 
+class _Collector:
+    """Called once per batch or chunk, collects cyclic garbage every ``COLLECT_EVERY`` calls
+    (a batch leaves some 60 objects in cycles)."""
+
+    def __init__(self) -> None:
+        self._calls = 0
+
+    def __call__(self) -> None:
+        self._calls += 1
+        if self._calls % COLLECT_EVERY == 0:
+            gc.collect()
+
+
 @contextmanager
-def batch_collection() -> Iterator[Callable[[], Any]]:
+def batch_collection() -> Iterator[Callable[[], None]]:
     """Collect cyclic garbage every few batches, not whenever allocations pile up.
 
     Bulk loading makes millions of short-lived objects (records, rows) that hold no cycles: the
     collector's automatic runs found nothing and cost 10% of ingest (bench/ingest_speed.py). While
     this is open they are off and what existed before is frozen out of every collection; call the
-    function it gives (``gc.collect``) every few batches, so real cycles still go.
+    function it gives after each batch, so real cycles still go.
     """
     enabled = gc.isenabled()
     gc.freeze()
     gc.disable()
     try:
-        yield gc.collect
+        yield _Collector()
     finally:
         gc.unfreeze()
         if enabled:
@@ -221,13 +239,12 @@ def _start_worker(vocab_dir: str | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the writer's to handle: it stops the pool
     os.nice(NICENESS)
     _tagger = Tagger(load_vocabulary(Path(vocab_dir))) if vocab_dir else None
-    gc.freeze()  # a worker lives for one file: see batch_collection (it collects every few chunks)
+    gc.freeze()  # a worker lives for one file: see batch_collection (_parse_chunk calls _collect)
     gc.disable()
 
 
 def _parse_chunk(path: str, chunk: Chunk, shape: Layout, label: str) -> tuple[list[Item], tuple[Any, ...] | None]:
     """Worker: the prepared, tagged records of one chunk, and the fault that ended it (chunk-relative)."""
-    global _chunks_parsed
     data = memoryview(chunk.data) if chunk.data is not None else _mapped(path)[chunk.start : chunk.start + chunk.length]
     prefix = shape.prefix if chunk.index > 0 else b""
     document = _Pieces(prefix, data, b"" if chunk.last else shape.root_end)
@@ -244,14 +261,12 @@ def _parse_chunk(path: str, chunk: Chunk, shape: Layout, label: str) -> tuple[li
         data.release()
         if chunk.data is None:
             _forget(path, chunk)
-        _chunks_parsed += 1
-        if _chunks_parsed % COLLECT_EVERY == 0:
-            gc.collect()
+        _collect()
     return items, None
 
 
 _maps: dict[str, tuple[Any, memoryview]] = {}
-_chunks_parsed = 0
+_collect = _Collector()
 
 
 def _mapped(path: str) -> memoryview:
@@ -317,7 +332,7 @@ def parse_file(
     with ExitStack() as stack:
         stream, raw = open_stream(path, stack)
         if stream is raw:
-            chunks = _plain_chunks(path, shape, chunk_bytes or CHUNK_BYTES)
+            chunks = _plain_chunks(cast(BinaryIO, raw), shape, chunk_bytes or CHUNK_BYTES)
         else:
             chunks = _stream_chunks(stream, raw, shape, chunk_bytes or GZIP_CHUNK_BYTES)
         pool = stack.enter_context(ProcessPoolExecutor(
@@ -420,20 +435,16 @@ def _in_file(path: Path, label: str, chunk: Chunk, fault: tuple[Any, ...]) -> Pa
 
 def _position_of(path: Path, offset: int) -> tuple[int, int]:
     """Newlines before ``offset`` of the (decompressed) file, and the 1-based column of ``offset``."""
+    lines, read, last_line_start = 0, 0, 0
     with ExitStack() as stack:
         stream, _ = open_stream(path, stack)
-        return _count_lines(stream, offset)
-
-
-def _count_lines(stream: Any, offset: int) -> tuple[int, int]:
-    lines, read, last_line_start = 0, 0, 0
-    while read < offset:
-        block = stream.read(min(1 << 20, offset - read))
-        if not block:
-            break
-        newline = block.rfind(b"\n")
-        if newline >= 0:
-            last_line_start = read + newline + 1
-        lines += block.count(b"\n")
-        read += len(block)
+        while read < offset:
+            block = stream.read(min(1 << 20, offset - read))
+            if not block:
+                break
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                last_line_start = read + newline + 1
+            lines += block.count(b"\n")
+            read += len(block)
     return lines, offset - last_line_start + 1

@@ -88,8 +88,13 @@ def _index_fulltext(conn: Connection, prepared: Sequence[Prepared]) -> None:
         )
 
 
+def _mark(conn: Connection) -> str:
+    """The driver's parameter mark: sqlite3's qmark, psycopg's format style."""
+    return "?" if conn.dialect.name == "sqlite" else "%s"
+
+
 def _placeholders(conn: Connection, count: int) -> str:
-    return ", ".join(["?" if conn.dialect.name == "sqlite" else "%s"] * count)
+    return ", ".join([_mark(conn)] * count)
 
 
 def bulk_insert(
@@ -231,7 +236,7 @@ def save_batch(
 
 def _update_papers(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Rewrite revised papers: each row holds ``PAPER_COLUMNS`` but the PMID, updated_at, content_hash, PMID."""
-    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    mark = _mark(conn)
     columns = (*PAPER_COLUMNS[1:], "updated_at", "content_hash")
     assignments = ", ".join(f'"{c}" = {mark}' for c in columns)
     conn.exec_driver_sql(f"UPDATE papers SET {assignments} WHERE pmid = {mark}", rows)
