@@ -28,10 +28,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from litwatch import db, digest, ingest, models
 from litwatch.config import Settings
-from litwatch.groups import Group
-from litwatch.vocab import load_vocabulary
+from litwatch.delivery import digest
+from litwatch.files.groups import Group
+from litwatch.files.vocab import load_vocabulary
+from litwatch.pipeline import ingest
+from litwatch.store import engine as db
+from litwatch.store import models
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "pubmed"

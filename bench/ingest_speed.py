@@ -28,7 +28,6 @@ from parse_speed import floor_scan  # noqa: E402
 
 from litwatch import db, ingest, parse_pool  # noqa: E402
 
-
 VOCAB = Path(__file__).resolve().parent.parent / "queries" / "vocab"
 
 

@@ -1,7 +1,7 @@
 """How much the full PubMed parser costs over a bare lxml scan of a 30,000-record file.
 
 The floor is the least any ingest must do: iterparse every PubmedArticle, read PMID, title and
-abstract text, clear. The full parse is ``litwatch.pubmed_xml.iter_records`` consumed without
+abstract text, clear. The full parse is ``litwatch.sources.pubmed_xml.iter_records`` consumed without
 keeping the records. Each is timed best of 3 in this process, the two alternating; CPU time is
 printed beside wall time because on a shared 2-core machine other work skews the wall clock.
 Peak RSS comes from getrusage and covers the whole process.
@@ -24,7 +24,7 @@ from lxml import etree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_baseline import build  # noqa: E402
 
-from litwatch.pubmed_xml import iter_records  # noqa: E402
+from litwatch.sources.pubmed_xml import iter_records  # noqa: E402
 
 
 def floor_scan(path: Path) -> int:

@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fake_eutils import FakeEutils, Fault  # noqa: E402
 
 from litwatch import db, runner  # noqa: E402
-from litwatch.eutils import EutilsClient  # noqa: E402
-from litwatch.queries import SavedQuery  # noqa: E402
+from litwatch.files.queries import SavedQuery  # noqa: E402
+from litwatch.sources.eutils import EutilsClient  # noqa: E402
 
 TODAY = dt.date(2026, 11, 23)
 BATCH = 200

@@ -41,9 +41,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from litwatch import db, models, rows, search, stats
-from litwatch.pubmed_xml import iter_records
 from litwatch.records import PaperRecord
+from litwatch.sources.pubmed_xml import iter_records
+from litwatch.store import engine as db
+from litwatch.store import models, rows, search, stats
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "pubmed"

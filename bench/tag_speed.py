@@ -23,8 +23,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from litwatch.tagging import Tagger
-from litwatch.vocab import import_hgnc, load_vocabulary
+from litwatch.files.vocab import import_hgnc, load_vocabulary
+from litwatch.tagging.tagger import Tagger
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = [Path("/work/shared/fixtures/pubmed/metapub"), ROOT / "tests" / "fixtures" / "pubmed"]

@@ -18,7 +18,7 @@ from fake_eutils import FakeEutils
 from smtp_sink import Sink, free_port
 from sqlalchemy.engine import Engine
 
-from litwatch import db
+from litwatch.store import engine as db
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_ENV = "LITWATCH_TEST_POSTGRES_URL"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-
 from fake_eutils import FakeEutils
+
 from litwatch.cli import main
 
 ROOT = Path(__file__).parent.parent
@@ -141,7 +141,8 @@ def test_tag_all_retags_the_store(runner: CliRunner) -> None:
 def test_a_manual_run_does_not_start_a_query_a_scheduler_is_running(
     runner: CliRunner, fake_eutils: FakeEutils, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from litwatch import db, leases
+    from litwatch.store import engine as db
+    from litwatch.store import leases
 
     monkeypatch.setenv("LITWATCH_EUTILS_URL", fake_eutils.url)
     monkeypatch.setenv("LITWATCH_EMAIL", "librarian@example.org")

@@ -24,13 +24,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy.engine import Engine
-
 from fake_eutils import FakeEutils, Fault
-from litwatch import daemon, db, jobs, models, runner, schedules
-from litwatch.config import Settings
-from litwatch.eutils import EutilsClient
+from sqlalchemy.engine import Engine
 from test_jobs import LITWATCH, command_env
+
+from litwatch.config import Settings
+from litwatch.pipeline import run as runner
+from litwatch.scheduling import daemon, jobs, schedules
+from litwatch.sources.eutils import EutilsClient
+from litwatch.store import engine as db
+from litwatch.store import models
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -336,7 +339,10 @@ def test_sigterm_during_a_job_ends_cleanly_with_the_watermark_intact(
 
 TWO_SECOND_DAEMON = textwrap.dedent("""
     import logging, sys
-    from litwatch import daemon, db, jobs, schedules
+    from litwatch.scheduling import daemon
+    from litwatch.store import engine as db
+    from litwatch.scheduling import jobs
+    from litwatch.scheduling import schedules
     from litwatch.config import load_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -10,9 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
-from litwatch import db
 from litwatch.errors import StoreError
-from litwatch.models import Base
+from litwatch.store import engine as db
+from litwatch.store.models import Base
 
 ENV = Path(__file__).parent.parent / "db" / "migrations" / "env.py"
 

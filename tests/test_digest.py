@@ -17,15 +17,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from smtp_sink import PASSWORD, Sink, free_port
 from sqlalchemy.engine import Engine
 
-from litwatch import digest, ingest, models
 from litwatch.cli import main
 from litwatch.config import Settings
+from litwatch.delivery import digest
+from litwatch.delivery.mail import SmtpMailer
 from litwatch.errors import InputError, StoreError
-from litwatch.groups import Group
-from litwatch.mail import SmtpMailer
-from smtp_sink import PASSWORD, Sink, free_port
+from litwatch.files.groups import Group
+from litwatch.pipeline import ingest
+from litwatch.store import models
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pubmed"
 NOW = dt.datetime(2026, 3, 2, 7, 0, tzinfo=dt.UTC)  # a Monday, 08:00 in Madrid

@@ -23,10 +23,10 @@ import click
 import psycopg
 import pytest
 from sqlalchemy.engine import Engine
-
-from litwatch import db
-from litwatch.cli import main
 from test_search import library_store, load_library
+
+from litwatch.cli import main
+from litwatch.store import engine as db
 
 ROOT = Path(__file__).resolve().parent.parent
 ANALYSTS = ROOT / "docs" / "analysts.md"

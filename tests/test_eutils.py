@@ -19,11 +19,11 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 import responses
-
 from fake_eutils import RATE_LIMIT_BODY, FakeEutils, Fault
+
 from litwatch.config import Settings
 from litwatch.errors import ConfigError, EutilsError
-from litwatch.eutils import RATE_MARGIN, EutilsClient, RateLimiter, SearchResult
+from litwatch.sources.eutils import RATE_MARGIN, EutilsClient, RateLimiter, SearchResult
 
 FIXTURES = Path(__file__).parent / "fixtures" / "eutils"
 BASE = "https://eutils.test/entrez/eutils/"

@@ -18,14 +18,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from conftest import FIXTURES
 from sqlalchemy.engine import Engine
 
-from conftest import FIXTURES
-from litwatch import export, ingest
 from litwatch.cli import main
-from litwatch.pubmed_xml import iter_records
+from litwatch.delivery import export
+from litwatch.pipeline import ingest
 from litwatch.records import PaperRecord
-from litwatch.search import AuthorName, Paper
+from litwatch.sources.pubmed_xml import iter_records
+from litwatch.store.search import AuthorName, Paper
 
 PUBMED = FIXTURES / "pubmed"
 

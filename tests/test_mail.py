@@ -20,11 +20,17 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from smtp_sink import PASSWORD, Sink, free_port
 
 from litwatch.config import Settings
+from litwatch.delivery.mail import (
+    OutboxMailer,
+    SmtpMailer,
+    build_message,
+    mailer_from_settings,
+)
 from litwatch.errors import MailError
-from litwatch.mail import OutboxMailer, SmtpMailer, build_message, mailer_from_settings
-from smtp_sink import PASSWORD, Sink, free_port
+
 
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:

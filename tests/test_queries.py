@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from litwatch.errors import QueryFileError
-from litwatch.queries import (
+from litwatch.files.queries import (
     Problem,
     SavedQuery,
     check_queries,
@@ -17,7 +17,7 @@ from litwatch.queries import (
     load_query,
     query_files,
 )
-from litwatch.query_syntax import lint_term
+from litwatch.files.query_syntax import lint_term
 
 FIXTURES = Path(__file__).parent / "fixtures" / "queries"
 SHIPPED = Path(__file__).parents[1] / "queries"

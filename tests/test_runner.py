@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from fake_eutils import FakeEutils, Fault
 from sqlalchemy.engine import Engine
 
-from fake_eutils import FakeEutils, Fault
-from litwatch import runner
-from litwatch.eutils import EutilsClient
-from litwatch.queries import SavedQuery
+from litwatch.files.queries import SavedQuery
+from litwatch.pipeline import run as runner
+from litwatch.sources.eutils import EutilsClient
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TODAY = dt.date(2026, 11, 23)
@@ -182,7 +182,7 @@ def test_since_backfills_without_moving_the_watermark(engine: Engine, fake_eutil
 
 
 def test_a_run_tags_what_it_stores(engine: Engine, fake_eutils: FakeEutils) -> None:
-    from litwatch.tag_store import load_tagger
+    from litwatch.store.tags import load_tagger
 
     load_real_records(fake_eutils, TODAY - dt.timedelta(days=2))
     tagger = load_tagger(Path(__file__).parent.parent / "queries" / "vocab")

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from litwatch import schedules
-from litwatch.schedules import Schedule, parse
+from litwatch.scheduling import schedules
+from litwatch.scheduling.schedules import Schedule, parse
 
 UTC = dt.UTC
 

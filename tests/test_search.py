@@ -13,17 +13,26 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from sqlalchemy.dialects import postgresql, sqlite
 from click.testing import CliRunner
+from conftest import FIXTURES, _postgres_database
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from conftest import FIXTURES, _postgres_database
-from litwatch import db, ingest, store
 from litwatch.cli import main
 from litwatch.errors import InputError
-from litwatch.pubmed_xml import iter_records
+from litwatch.pipeline import ingest
 from litwatch.records import AbstractSection, Keyword, PaperRecord
-from litwatch.search import Filters, Term, build_query, fts5_expression, parse_text, search
+from litwatch.sources.pubmed_xml import iter_records
+from litwatch.store import engine as db
+from litwatch.store import papers as store
+from litwatch.store.search import (
+    Filters,
+    Term,
+    build_query,
+    fts5_expression,
+    parse_text,
+    search,
+)
 
 PUBMED = FIXTURES / "pubmed"
 LIBRARY_FILES = [
@@ -409,7 +418,7 @@ def test_every_plan_finds_the_same_papers(
     library: Engine, monkeypatch: pytest.MonkeyPatch, dense: int, few: int
 ) -> None:
     """Many hits or few, common tags or rare: the plan changes, never the answer."""
-    import litwatch.search as search_module
+    import litwatch.store.search as search_module
 
     expected = [[p.pmid for p in search(library, f)] for f in PLAN_CASES]
     assert all(expected[:4]) and all(expected[5:])

@@ -11,11 +11,19 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
+from test_search import (
+    AMH,
+    MDA5,
+    PRESSURE,
+    RETRACTED,
+    SPINE,
+    library_store,
+    load_library,
+)
 
-from litwatch import stats
 from litwatch.cli import main
 from litwatch.errors import InputError
-from test_search import AMH, MDA5, PRESSURE, RETRACTED, SPINE, library_store, load_library
+from litwatch.store import stats
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -8,7 +8,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from litwatch import models, rows, store
 from litwatch.records import (
     Author,
     Correction,
@@ -18,6 +17,8 @@ from litwatch.records import (
     PaperRecord,
     normalize_doi,
 )
+from litwatch.store import models, rows
+from litwatch.store import papers as store
 
 
 def paper(pmid: int, doi: str | None = None, revised: dt.date | None = None, title: str = "A title") -> PaperRecord:

@@ -9,7 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from litwatch import ingest, parse_pool, tag_store
+from litwatch.pipeline import ingest
+from litwatch.sources import parse_pool
+from litwatch.store import tags as tag_store
 
 ROOT = Path(__file__).parent.parent
 VOCAB = ROOT / "queries" / "vocab"

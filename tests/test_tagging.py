@@ -11,9 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from litwatch.records import AbstractSection, Chemical, Keyword, MeshHeading, PaperRecord
-from litwatch.tagging import Tagger, normalize
-from litwatch.vocab import load_vocabulary
+from litwatch.files.vocab import load_vocabulary
+from litwatch.records import (
+    AbstractSection,
+    Chemical,
+    Keyword,
+    MeshHeading,
+    PaperRecord,
+)
+from litwatch.tagging.tagger import Tagger, normalize
 
 SHIPPED = Path(__file__).resolve().parent.parent / "queries" / "vocab"
 

@@ -8,8 +8,13 @@ from pathlib import Path
 import pytest
 
 from litwatch.errors import QueryFileError
-from litwatch.tagging import Tagger
-from litwatch.vocab import ambiguous_alias, check_vocabulary, import_hgnc, load_vocabulary
+from litwatch.files.vocab import (
+    ambiguous_alias,
+    check_vocabulary,
+    import_hgnc,
+    load_vocabulary,
+)
+from litwatch.tagging.tagger import Tagger
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "queries" / "vocab"

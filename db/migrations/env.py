@@ -4,7 +4,7 @@ from typing import Any
 
 from alembic import context
 
-from litwatch.models import Base
+from litwatch.store.models import Base
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

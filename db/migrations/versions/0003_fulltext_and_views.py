@@ -22,7 +22,6 @@ Both are backfilled from the rows already stored. The views are plain SQL that r
 
 from alembic import op
 
-
 revision = '0003'
 down_revision = '0002'
 branch_labels = None

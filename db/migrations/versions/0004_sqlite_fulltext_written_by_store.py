@@ -16,7 +16,6 @@ PostgreSQL keeps its statement-level triggers: they run once per statement, not 
 
 from alembic import op
 
-
 revision = '0004'
 down_revision = '0003'
 branch_labels = None

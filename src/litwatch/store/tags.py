@@ -14,10 +14,16 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from . import models
-from .records import AbstractSection, Chemical, Keyword, MeshHeading, PaperRecord
-from .tagging import Tag, Tagger
-from .vocab import load_vocabulary
+from litwatch.files.vocab import load_vocabulary
+from litwatch.records import (
+    AbstractSection,
+    Chemical,
+    Keyword,
+    MeshHeading,
+    PaperRecord,
+)
+from litwatch.store import models
+from litwatch.tagging.tagger import Tag, Tagger
 
 paper_tags = models.table(models.PaperTag)
 papers = models.table(models.Paper)

@@ -26,8 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from . import models
-from .errors import InputError, StoreError
+from litwatch.errors import InputError, StoreError
+from litwatch.store import models
 
 MAX_TERMS = 64
 FEW_IDS = 2000  # below this many papers for a tag, reading them beats walking the date index

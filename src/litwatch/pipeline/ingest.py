@@ -14,11 +14,14 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from . import parse_pool, rows, store, tag_store
-from .errors import ParseError
-from .pubmed_xml import CountingReader, iter_records
-from .records import Deletion, PaperRecord
-from .tagging import Tag, Tagger
+from litwatch.errors import ParseError
+from litwatch.records import Deletion, PaperRecord
+from litwatch.sources import parse_pool
+from litwatch.sources.pubmed_xml import CountingReader, iter_records
+from litwatch.store import papers as store
+from litwatch.store import rows
+from litwatch.store import tags as tag_store
+from litwatch.tagging.tagger import Tag, Tagger
 
 BATCH_SIZE = 1000
 PIPELINE_MIN_BYTES = 8_000_000  # below this, starting worker processes costs more than they save

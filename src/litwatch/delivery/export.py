@@ -18,8 +18,8 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
-from .errors import InputError
-from .search import Paper
+from litwatch.errors import InputError
+from litwatch.store.search import Paper
 
 FORMATS = ("csv", "json", "bibtex", "ris")
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")

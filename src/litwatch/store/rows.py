@@ -12,7 +12,7 @@ import pickle
 from dataclasses import dataclass
 from typing import Any
 
-from .records import PaperRecord
+from litwatch.records import PaperRecord
 
 # The columns of the rows ``prepare`` builds, in the order of its tuples; ``papers`` lacks the
 # columns set when saving (first_seen, updated_at, content_hash, and deleted_at, which only a

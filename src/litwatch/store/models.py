@@ -19,7 +19,6 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     MetaData,
-
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column

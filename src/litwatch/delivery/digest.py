@@ -39,11 +39,17 @@ import jinja2
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from . import leases, models
-from .config import Settings
-from .errors import InputError, MailError, StoreError
-from .groups import Group, check_recipient, next_delivery
-from .mail import Mailer, build_message, mailer_from_settings, outbox_stem, write_atomically
+from litwatch.config import Settings
+from litwatch.delivery.mail import (
+    Mailer,
+    build_message,
+    mailer_from_settings,
+    outbox_stem,
+    write_atomically,
+)
+from litwatch.errors import InputError, MailError, StoreError
+from litwatch.files.groups import Group, check_recipient, next_delivery
+from litwatch.store import leases, models
 
 log = logging.getLogger(__name__)
 

@@ -35,11 +35,12 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 
-from . import db, jobs, schedules
-from .config import Settings
-from .errors import LitwatchError
+from litwatch.config import Settings
+from litwatch.errors import LitwatchError
+from litwatch.scheduling import jobs, schedules
+from litwatch.store import engine as db
 
-log = logging.getLogger("litwatch.daemon")
+log = logging.getLogger("litwatch.scheduling.daemon")
 
 _TICK = dt.timedelta(microseconds=1)
 

@@ -29,9 +29,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from . import models
-from .db import redact_url
-from .errors import LockHeldError, StoreError
+from litwatch.errors import LockHeldError, StoreError
+from litwatch.store import models
+from litwatch.store.engine import redact_url
 
 log = logging.getLogger(__name__)
 

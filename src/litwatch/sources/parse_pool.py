@@ -41,18 +41,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from . import rows
-from .errors import ParseError, StoreError
-from .pubmed_xml import (
+from litwatch.errors import ParseError, StoreError
+from litwatch.files.vocab import load_vocabulary
+from litwatch.records import Deletion, PaperRecord
+from litwatch.sources.pubmed_xml import (
     GZIP_ERRORS,
     CountingReader,
     gzip_fault,
     iter_records,
     open_stream,
 )
-from .records import Deletion, PaperRecord
-from .tagging import Tag, Tagger
-from .vocab import load_vocabulary
+from litwatch.store import rows
+from litwatch.tagging.tagger import Tag, Tagger
 
 CHUNK_BYTES = 4_000_000
 GZIP_CHUNK_BYTES = 1_000_000  # a gzipped file's chunks pass through this process: smaller ones, less memory

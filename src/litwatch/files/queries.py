@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from . import schedules
-from .errors import QueryFileError
-from .query_syntax import lint_term
+from litwatch.errors import QueryFileError
+from litwatch.files.query_syntax import lint_term
+from litwatch.scheduling import schedules
 
 Severity = Literal["error", "warning"]
 

@@ -13,7 +13,7 @@ Groups live in ``groups.toml`` beside the saved queries, one table per group::
     group_by = "query"                    # optional: "query" or "tag" (needs tags)
 
 A query's own ``groups = [...]`` list connects it to a group as well; :func:`load_groups` merges
-both directions. Every mistake is a :class:`~litwatch.queries.Problem` naming the file and line.
+both directions. Every mistake is a :class:`~litwatch.files.queries.Problem` naming the file and line.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from .queries import Problem, SavedQuery, Severity
+from litwatch.files.queries import Problem, SavedQuery, Severity
 
 DEFAULT_SCHEDULE = "0 7 * * 1"
 DEFAULT_TIMEZONE = "UTC"

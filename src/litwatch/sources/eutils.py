@@ -28,8 +28,8 @@ from xml.parsers import expat
 import requests
 from Bio import Entrez
 
-from .config import Settings
-from .errors import ConfigError, EutilsError, ParseError
+from litwatch.config import Settings
+from litwatch.errors import ConfigError, EutilsError, ParseError
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ class EutilsClient:
         """Fetch PubMed records; unknown PMIDs are just absent from the answer.
 
         Without ``parse`` the raw ``PubmedArticleSet`` XML is returned after a cheap completeness
-        check. With ``parse`` (e.g. ``litwatch.pubmed_xml.parse_bytes``) the answer is parsed inside
+        check. With ``parse`` (e.g. ``litwatch.sources.pubmed_xml.parse_bytes``) the answer is parsed inside
         the retry loop, so a body the parser finds malformed is fetched again instead of failing
         the run, and the XML is read once, not twice.
         """

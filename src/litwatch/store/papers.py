@@ -22,9 +22,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import models
-from .records import Deletion, PaperRecord
-from .rows import CHILD_COLUMNS, PAPER_COLUMNS, Prepared, prepare
+from litwatch.records import Deletion, PaperRecord
+from litwatch.store import models
+from litwatch.store.rows import CHILD_COLUMNS, PAPER_COLUMNS, Prepared, prepare
 
 papers = models.table(models.Paper)
 paper_pmids = models.table(models.PaperPmid)

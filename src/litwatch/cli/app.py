@@ -21,17 +21,22 @@ import click
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import db, ingest, jobs, queries, runner, tag_store, vocab
-from . import digest as digest_mod
-from . import export as _export
-from . import groups as groups_mod
-from . import search as _search
-from . import stats as _stats
-from .config import Settings, load_settings
-from .errors import InputError, LitwatchError
-from .eutils import EutilsClient
-from .leases import DEFAULT_TTL as _LEASE_TTL
-from .mail import OutboxMailer, mailer_from_settings, outbox_stem
+from litwatch.config import Settings, load_settings
+from litwatch.delivery import digest as digest_mod
+from litwatch.delivery import export as _export
+from litwatch.delivery.mail import OutboxMailer, mailer_from_settings, outbox_stem
+from litwatch.errors import InputError, LitwatchError
+from litwatch.files import groups as groups_mod
+from litwatch.files import queries, vocab
+from litwatch.pipeline import ingest
+from litwatch.pipeline import run as runner
+from litwatch.scheduling import jobs
+from litwatch.sources.eutils import EutilsClient
+from litwatch.store import engine as db
+from litwatch.store import search as _search
+from litwatch.store import stats as _stats
+from litwatch.store import tags as tag_store
+from litwatch.store.leases import DEFAULT_TTL as _LEASE_TTL
 
 
 class _Group(click.Group):
@@ -509,7 +514,7 @@ def schedule_command(ctx: _Context, lease_ttl: float, watch_interval: float) -> 
     seconds, or at once on SIGHUP. SIGTERM or Ctrl-C finishes the job in flight and exits 0; a
     second one stops that job at its next batch (its watermark stays).
     """
-    from . import daemon  # APScheduler is needed by this command only
+    from litwatch.scheduling import daemon  # APScheduler is needed by this command only
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     worker = _worker(ctx, lease_ttl)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import QueryFileError
+from litwatch.errors import QueryFileError
 
 KINDS = ("gene", "pathway", "condition")
 GENE_COLUMNS = ("symbol", "name", "aliases", "previous", "names")

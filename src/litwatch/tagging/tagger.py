@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import ahocorasick
 
-from .records import PaperRecord
-from .vocab import ROLE_RANK, Term, Vocabulary
+from litwatch.files.vocab import ROLE_RANK, Term, Vocabulary
+from litwatch.records import PaperRecord
 
 # Greek letter (lower or upper case, and the variant glyphs seen in PubMed) -> HGNC Latin letter.
 _GREEK_NAMES = {

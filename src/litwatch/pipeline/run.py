@@ -20,12 +20,14 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from . import models, store, tag_store
-from .errors import EutilsError, LitwatchError
-from .pubmed_xml import parse_bytes
-from .queries import SavedQuery
-from .records import Deletion, PaperRecord
-from .tagging import Tagger
+from litwatch.errors import EutilsError, LitwatchError
+from litwatch.files.queries import SavedQuery
+from litwatch.records import Deletion, PaperRecord
+from litwatch.sources.pubmed_xml import parse_bytes
+from litwatch.store import models
+from litwatch.store import papers as store
+from litwatch.store import tags as tag_store
+from litwatch.tagging.tagger import Tagger
 
 ESEARCH_CAP = 9999  # PubMed ESearch returns at most this many ids for one search
 query_state = models.table(models.QueryState)
@@ -40,7 +42,7 @@ class SearchAnswer(Protocol):
 
 
 class Eutils(Protocol):
-    """What the runner needs of litwatch.eutils.EutilsClient (a seam for tests)."""
+    """What the runner needs of litwatch.sources.eutils.EutilsClient (a seam for tests)."""
 
     requests_made: int
     retries: int

@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from .errors import StoreError
+from litwatch.errors import StoreError
 
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
 
@@ -63,7 +63,7 @@ def migrations_dir() -> Path:
     packaged = resources.files("litwatch").joinpath("_migrations")
     if packaged.is_dir():
         return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "db" / "migrations"
+    return Path(__file__).resolve().parents[3] / "db" / "migrations"
 
 
 def _alembic_config(engine: Engine) -> Config:

@@ -32,14 +32,16 @@ from typing import Any, Literal, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import leases, models, runner, schedules
-from .config import Settings
-from .db import redact_url
-from .errors import InputError, LitwatchError, LockHeldError, StoreError
-from .groups import load_groups
-from .queries import Problem, SavedQuery, load_queries
-from .runner import Eutils, Receipt
-from .tagging import Tagger
+from litwatch.config import Settings
+from litwatch.errors import InputError, LitwatchError, LockHeldError, StoreError
+from litwatch.files.groups import load_groups
+from litwatch.files.queries import Problem, SavedQuery, load_queries
+from litwatch.pipeline import run as runner
+from litwatch.pipeline.run import Eutils, Receipt
+from litwatch.scheduling import schedules
+from litwatch.store import leases, models
+from litwatch.store.engine import redact_url
+from litwatch.tagging.tagger import Tagger
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ UNFINISHED_DIGEST = ("prepared", "accepted")  # a crash left these; deliver_grou
 
 
 class Group(Protocol):
-    """What the scheduler reads of a litwatch.groups.Group (tests pass stand-ins)."""
+    """What the scheduler reads of a litwatch.files.groups.Group (tests pass stand-ins)."""
 
     @property
     def name(self) -> str: ...
@@ -65,7 +67,7 @@ class Group(Protocol):
 
 
 class Deliver(Protocol):
-    """litwatch.digest.deliver_group, or a stand-in: returns a DigestReceipt."""
+    """litwatch.delivery.digest.deliver_group, or a stand-in: returns a DigestReceipt."""
 
     def __call__(self, engine: Engine, settings: Settings, group: Any, *, now: dt.datetime) -> Any: ...
 
@@ -198,7 +200,9 @@ def describe_digest(receipt: Any) -> str:
 
 
 def _deliver_group(engine: Engine, settings: Settings, group: Any, *, now: dt.datetime) -> Any:
-    from .digest import deliver_group  # imported when a digest is due: Jinja2 and mail are not needed before
+    from litwatch.delivery.digest import (
+        deliver_group,  # imported when a digest is due: Jinja2 and mail are not needed before
+    )
 
     return deliver_group(engine, settings, group, now=now)
 
@@ -223,7 +227,7 @@ class Worker:
 
     def _client(self) -> Eutils:
         if self.client is None:
-            from .eutils import EutilsClient
+            from litwatch.sources.eutils import EutilsClient
 
             self.client = EutilsClient.from_settings(self.settings)
         return self.client
@@ -234,7 +238,7 @@ class Worker:
             return self.tagger
         seen = files_signature(self.vocab_dir)
         if seen != self._vocab_seen:
-            from .tag_store import load_tagger
+            from litwatch.store.tags import load_tagger
 
             try:
                 self.tagger = load_tagger(self.vocab_dir)

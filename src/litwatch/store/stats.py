@@ -17,8 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import models
-from .errors import InputError, StoreError
+from litwatch.errors import InputError, StoreError
+from litwatch.store import models
 
 BY = ("month", "tag", "query", "condition")
 SERIES = ("query", "tag", "condition")

@@ -24,8 +24,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
-from .config import Settings
-from .errors import MailError
+from litwatch.config import Settings
+from litwatch.errors import MailError
 
 log = logging.getLogger(__name__)
 

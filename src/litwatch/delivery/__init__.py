@@ -1,0 +1,1 @@
+"""What leaves litwatch for readers: digests, mail, exports."""

@@ -1,0 +1,1 @@
+"""Files librarians edit: saved queries and their PubMed syntax, digest groups, vocabularies."""

@@ -1,0 +1,1 @@
+"""The pipelines: saved queries run against PubMed (``run``) and PubMed XML files loaded (``ingest``)."""

@@ -1,0 +1,1 @@
+"""When work is due (cron), running due work once under a lease, and the daemon."""
