@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from litwatch.files import toml_lines
 from litwatch.files.queries import Problem, SavedQuery, Severity
 
 DEFAULT_SCHEDULE = "0 7 * * 1"
@@ -40,9 +41,6 @@ GROUP_KEYS = ("recipients", "queries", "tags", "schedule", "timezone", "max_pape
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_HEADER = re.compile(r"""\s*\[\s*groups\s*\.\s*(?:"([^"]*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*\]""")
-_ANY_HEADER = re.compile(r"\s*\[")
-_KEY = re.compile(r"""\s*(?:([A-Za-z0-9_-]+)|"([^"]*)")\s*=""")
 _LARGE_DIGEST = 60  # papers; past this the HTML passes ~100 KB and Gmail clips the message
 
 
@@ -73,23 +71,6 @@ def next_delivery(group: Group, after: dt.datetime) -> dt.datetime:
     return nxt.astimezone(dt.UTC)
 
 
-def _lines(text: str) -> tuple[dict[str, int], dict[tuple[str, str], int], list[str]]:
-    """Lines of each ``[groups.NAME]`` header and of each key inside it."""
-    headers: dict[str, int] = {}
-    keys: dict[tuple[str, str], int] = {}
-    current: str | None = None
-    raw = text.split("\n")
-    for no, line in enumerate(raw, 1):
-        if (m := _HEADER.match(line)) is not None:
-            current = next(g for g in m.groups() if g is not None)
-            headers.setdefault(current, no)
-        elif _ANY_HEADER.match(line):
-            current = None
-        elif current is not None and (k := _KEY.match(line)) is not None:
-            keys.setdefault((current, next(g for g in k.groups() if g is not None)), no)
-    return headers, keys, raw
-
-
 def _type_name(value: object) -> str:
     names = {str: "a string", bool: "true/false", int: "a number", float: "a number", list: "a list",
              dict: "a table", dt.datetime: "a date-time", dt.date: "a date"}
@@ -114,28 +95,20 @@ class _Checker:
 
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
-        self.headers, self.keys, self.raw = _lines(text)
+        self.where = toml_lines.locate(text)
         self.problems: list[Problem] = []
 
     def report(self, line: int | None, severity: Severity, message: str) -> None:
         self.problems.append(Problem(self.path, line, message, severity))
 
     def line(self, group: str, key: str | None = None) -> int | None:
-        if key is not None and (group, key) in self.keys:
-            return self.keys[(group, key)]
-        return self.headers.get(group)
+        return (key is not None and self.where.line("groups", group, key)) or self.where.line("groups", group)
 
     def item_line(self, group: str, key: str, item: str) -> int | None:
         """The line where a list item is written (lists may span lines), else the key's line."""
-        start = self.line(group, key)
-        if start is None:
-            return None
-        for no in range(start, min(start + 200, len(self.raw) + 1)):
-            if item in self.raw[no - 1]:
-                return no
-            if no > start and (_ANY_HEADER.match(self.raw[no - 1]) or _KEY.match(self.raw[no - 1])):
-                break
-        return start
+        if self.where.line("groups", group, key) is None:
+            return self.line(group)
+        return self.where.item_line(item, "groups", group, key)
 
     def string_list(self, name: str, body: dict[str, Any], key: str, example: str) -> list[str] | None:
         value = body.get(key, [])
@@ -164,10 +137,7 @@ def _parse(path: Path) -> tuple[dict[str, Any] | None, _Checker]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        at = re.search(r"\(at line (\d+), column (\d+)\)$", message)
-        line = int(at.group(1)) if at else text.count("\n") + 1
-        detail = message[: at.start()].strip() if at else message
+        line, _column, detail = toml_lines.decode_error(exc, text)
         checker.report(line, "error", f"not valid TOML: {detail}; fix: check the quotes and brackets on this "
                        "line (a group is defined once, as [groups.NAME])")
         return None, checker
@@ -287,12 +257,9 @@ def _check_group(name: str, body: Any, checker: _Checker, known_queries: dict[st
 
 def _groups_line(path: Path) -> int | None:
     try:
-        for no, line in enumerate(path.read_text(encoding="utf-8-sig").split("\n"), 1):
-            if re.match(r"\s*groups\s*=", line):
-                return no
+        return toml_lines.locate(path.read_text(encoding="utf-8-sig")).line("groups")
     except (OSError, UnicodeDecodeError):
-        pass
-    return None
+        return None
 
 
 def load_groups(path: Path, queries: Sequence[SavedQuery], *,

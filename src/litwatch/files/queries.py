@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from litwatch.errors import QueryFileError
+from litwatch.files import toml_lines
 from litwatch.files.query_syntax import lint_term
 from litwatch.scheduling import schedules
 
@@ -61,34 +62,6 @@ class Problem:
     def to_error(self) -> QueryFileError:
         """The same problem as an exception, for callers that stop at the first error."""
         return QueryFileError(self.path, self.line, self.message)
-
-
-# --- TOML files ----------------------------------------------------------------------------
-
-_KEY_LINE = re.compile(r"""\s*(?:([A-Za-z0-9_-]+)|"([^"]*)"|'([^']*)')\s*[.=]""")
-_TABLE_LINE = re.compile(r"""\s*\[\[?\s*(?:([A-Za-z0-9_-]+)|"([^"]*)"|'([^']*)')[^\]]*\]\]?\s*(?:#.*)?$""")
-
-
-def _key_lines(text: str) -> tuple[dict[str, list[int]], tuple[int, str] | None]:
-    """Lines where each top-level key is set, and (line, quotes) of a multi-line string left open."""
-    keys: dict[str, list[int]] = {}
-    open_delim, open_line = "", 0
-    for no, line in enumerate(text.split("\n"), 1):
-        if open_delim:
-            if open_delim in line:
-                open_delim = ""
-            continue
-        m = _TABLE_LINE.match(line) or _KEY_LINE.match(line)
-        if m is None:
-            continue
-        keys.setdefault(next(g for g in m.groups() if g is not None), []).append(no)
-        if line.lstrip().startswith("["):
-            break  # keys below a [table] header belong to the table
-        value = line[m.end():].lstrip()
-        for delim in ('"""', "'''"):
-            if value.startswith(delim) and value.count(delim) == 1:
-                open_delim, open_line = delim, no
-    return keys, ((open_line, open_delim) if open_delim else None)
 
 
 _ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
@@ -182,26 +155,25 @@ def load_query(path: Path, *, today: datetime.date) -> tuple[SavedQuery | None, 
         report(raw[: exc.start].count(b"\n") + 1, "error",
                "the file is not UTF-8 text; fix: save it as UTF-8 in your editor")
         return None, problems
-    keys, left_open = _key_lines(text)
+    where = toml_lines.locate(text)
+    keys, left_open = where.top_level, where.open_string
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        at = re.search(r"\(at line (\d+), column (\d+)\)$", message)
+        line, column, detail = toml_lines.decode_error(exc, text)
         twice = [k for k, lines in keys.items() if len(lines) > 1]
         if twice:
             report(keys[twice[0]][1], "error", f"{twice[0]!r} is set twice (lines "
                    f"{keys[twice[0]][0]} and {keys[twice[0]][1]}); fix: keep one of them")
-        elif at:
-            report(int(at.group(1)), "error", f"not valid TOML: {message[: at.start()].strip()} at column "
-                   f"{at.group(2)}; fix: check the quotes and brackets on this line (a term containing "
+        elif column is not None:
+            report(line, "error", f"not valid TOML: {detail} at column "
+                   f"{column}; fix: check the quotes and brackets on this line (a term containing "
                    "double quotes is easiest written between ''' and ''')")
         elif left_open:
             report(left_open[0], "error", f"not valid TOML: Unterminated string: the {left_open[1]} "
                    f"opened on this line is never closed; fix: add {left_open[1]} after the end of the term")
         else:
-            report(text.count("\n") + 1, "error", f"not valid TOML: "
-                   f"{re.sub(r' [(]at end of document[)]$', '', message)} at the end of the file; "
+            report(line, "error", f"not valid TOML: {detail} at the end of the file; "
                    "fix: close the string, list or table left open")
         return None, problems
 

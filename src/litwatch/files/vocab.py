@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from litwatch.errors import QueryFileError
+from litwatch.files import toml_lines
 
 KINDS = ("gene", "pathway", "condition")
 GENE_COLUMNS = ("symbol", "name", "aliases", "previous", "names")
@@ -193,72 +194,33 @@ def _read_genes(path: Path, text: str, problems: list[QueryFileError]) -> Iterat
             yield term(name, "name", False)
 
 
-_HEADER = re.compile(r"^\s*\[\s*(?P<path>[^\[\]]+?)\s*\]\s*(?:#.*)?$")
-_KEY_PART = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_-]+))\s*(?:\.|$)')
-
-
-def _header_path(raw: str) -> tuple[str, ...] | None:
-    parts: list[str] = []
-    pos = 0
-    while pos < len(raw):
-        m = _KEY_PART.match(raw, pos)
-        if not m or m.end() == pos:
-            return None
-        dq, sq, bare = m.groups()
-        parts.append(dq.encode().decode("unicode_escape") if dq is not None else sq if sq is not None else bare)
-        pos = m.end()
-    return tuple(parts)
-
-
-def _table_lines(text: str) -> dict[tuple[str, ...], int]:
-    """Line of each ``[a.b]`` table header, since tomllib reports no positions for valid files."""
-    lines: dict[tuple[str, ...], int] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        m = _HEADER.match(line)
-        if m:
-            key = _header_path(m.group("path"))
-            if key is not None:
-                lines.setdefault(key, lineno)
-    return lines
-
-
-def _key_line(text: str, start: int, key: str) -> int:
-    """First line at or after ``start`` that assigns ``key``."""
-    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
-    for lineno, line in enumerate(text.splitlines()[start - 1:], start):
-        if pattern.match(line):
-            return lineno
-    return start
-
-
 def _read_toml(path: Path, text: str, problems: list[QueryFileError]) -> Iterator[Term]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        line = int(m.group(1)) if m else len(text.splitlines()) or None  # "at end of document"
-        problems.append(QueryFileError(path, line,
+        problems.append(QueryFileError(path, toml_lines.decode_error(exc, text)[0],
                                        f"not valid TOML: {exc}; check quotes, brackets and commas"))
         return
-    lines = _table_lines(text)
+    found = toml_lines.locate(text)
+    lines = found.tables
     for kind, tables in data.items():
-        line = lines.get((kind,)) or min((v for k, v in lines.items() if k[0] == kind), default=None)
+        line: int | None = lines.get((kind,)) or min((v for k, v in lines.items() if k[0] == kind), default=None)
         if kind not in KINDS:
             problems.append(QueryFileError(
-                path, line or _key_line(text, 1, kind),
+                path, line or found.line(kind) or 1,
                 f"unknown kind {kind!r}: tables are [pathway.NAME], [condition.NAME] or [gene.NAME]"))
             continue
         if not isinstance(tables, dict):
             problems.append(QueryFileError(
-                path, _key_line(text, 1, kind), f"{kind} must be a table of named {kind}s, "
+                path, found.line(kind) or 1, f"{kind} must be a table of named {kind}s, "
                 f'like [{kind}."NAME"] followed by keywords = [...]'))
             continue
         for tag, body in tables.items():
             where = lines.get((kind, tag)) or line or 1
-            yield from _toml_terms(path, text, kind, tag, body, where, problems)
+            yield from _toml_terms(path, found, kind, tag, body, where, problems)
 
 
-def _toml_terms(path: Path, text: str, kind: str, tag: str, body: Any, where: int,
+def _toml_terms(path: Path, where_in: toml_lines.TomlLines, kind: str, tag: str, body: Any, where: int,
                 problems: list[QueryFileError]) -> Iterator[Term]:
     if not tag.strip():
         problems.append(QueryFileError(path, where, f"empty {kind} name: give the table a name"))
@@ -270,7 +232,7 @@ def _toml_terms(path: Path, text: str, kind: str, tag: str, body: Any, where: in
     for key in body:
         if key not in TOML_KEYS:
             problems.append(QueryFileError(
-                path, _key_line(text, where, key),
+                path, where_in.line(kind, tag, key) or where,
                 f"unknown key {key!r} in {kind} {tag!r}: use {', '.join(TOML_KEYS)}"))
     found = bad = 0
     for key, role, case_sensitive in (("keywords", "keyword", False), ("symbols", "symbol", True)):
@@ -280,7 +242,7 @@ def _toml_terms(path: Path, text: str, kind: str, tag: str, body: Any, where: in
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             bad += 1
             problems.append(QueryFileError(
-                path, _key_line(text, where, key),
+                path, where_in.line(kind, tag, key) or where,
                 f'{key} of {kind} {tag!r} must be a list of strings, like {key} = ["a", "b"]'))
             continue
         for value in values:
