@@ -11,10 +11,12 @@ Everything else is real: the database, the tagging, the digests written to the o
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,15 +24,22 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fake_eutils import FakeEutils  # noqa: E402
 
 
-def main(command: list[str]) -> int:
-    if not command:
-        print(__doc__, file=sys.stderr)
-        return 2
+@contextlib.contextmanager
+def serve() -> Iterator[FakeEutils]:
+    """The loopback E-utilities, loaded with the recorded records, for as long as the block runs."""
     with FakeEutils() as fake:
         created = dt.date.today() - dt.timedelta(days=2)
         for folder in ("metapub", "biopython"):
             for path in sorted((ROOT / "tests" / "fixtures" / "pubmed" / folder).glob("*.xml")):
                 fake.add_records_from_file(path, crdt=created)
+        yield fake
+
+
+def main(command: list[str]) -> int:
+    if not command:
+        print(__doc__, file=sys.stderr)
+        return 2
+    with serve() as fake:
         env = dict(os.environ, LITWATCH_EUTILS_URL=fake.url)
         env.setdefault("LITWATCH_EMAIL", "demo@example.org")
         print(f"replaying {len(fake.records)} recorded PubMed records at {fake.url}", file=sys.stderr)

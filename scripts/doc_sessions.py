@@ -1,0 +1,133 @@
+"""The `$ litwatch ...` sessions in README.md and docs/*.md, run for real.
+
+The documents hold cog blocks (https://nedbatchelder.com/code/cog/) that call :func:`show`; each
+runs the command as a process, the way a user types it, and pastes what it printed. Regenerate
+every session after a change of output:
+
+    .venv/bin/python -m cogapp -r -I scripts README.md docs/*.md
+
+Each document gets one workspace, used by its sessions in order: a scratch folder with a copy of
+``queries/``, an empty SQLite database under ``db/``, an ``outbox/``, links to ``tests/`` and
+``scripts/``, and (when a session needs PubMed) the loopback replay E-utilities that
+``scripts/replay_eutils.py`` serves. ``tests/test_docs.py`` regenerates the documents the same way
+and fails when a session's text differs from a real run in anything but what changes on every run
+(see :func:`mask`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COLUMNS = 100
+BIN = Path(sys.executable).parent
+
+# what differs between two honest runs: durations, ports, dates and times, random tokens, pids
+_VOLATILE = [
+    (re.compile(r"\d{8}T\d{6}Z\.[0-9a-f]{8}"), "<stamp>"),
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}([.,]\d+)?)?)?( UTC)?"), "<when>"),
+    (re.compile(r"\b\d{2}:\d{2}(:\d{2})?\b"), "<time>"),
+    (re.compile(r"\b\d+(\.\d+)? ?(s|ms)\b"), "<secs>"),
+    (re.compile(r"(127\.0\.0\.1|localhost):\d+"), r"\1:<port>"),
+    (re.compile(r"\bpid \d+"), "pid <n>"),
+    (re.compile(r"\s+"), " "),
+]
+
+
+def mask(text: str) -> str:
+    """``text`` with what changes on every run (times, durations, ports, tokens) blotted out."""
+    for pattern, replacement in _VOLATILE:
+        text = pattern.sub(replacement, text)
+    return text.strip()
+
+
+class Workspace:
+    """A scratch folder laid out like a fresh checkout, where a document's sessions run."""
+
+    def __init__(self) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="litwatch-docs-"))
+        atexit.register(shutil.rmtree, self.path, True)
+        shutil.copytree(ROOT / "queries", self.path / "queries")
+        for name in ("tests", "scripts"):
+            (self.path / name).symlink_to(ROOT / name)
+        (self.path / "db").mkdir()
+        self._replay: contextlib.ExitStack | None = None
+        self.eutils_url: str | None = None
+
+    def replay(self) -> None:
+        """Serve the recorded PubMed records on loopback for the sessions after this call."""
+        if self._replay is None:
+            sys.path.insert(0, str(ROOT / "scripts"))
+            import replay_eutils
+
+            self._replay = contextlib.ExitStack()
+            atexit.register(self._replay.close)
+            fake = self._replay.enter_context(replay_eutils.serve())
+            self.eutils_url = fake.url
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LITWATCH_") and k != "NCBI_API_KEY"}
+        env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", COLUMNS=str(COLUMNS), LINES="50",
+                   LITWATCH_EMAIL="demo@example.org", PYTHONWARNINGS="ignore")
+        if self.eutils_url:
+            env["LITWATCH_EUTILS_URL"] = self.eutils_url
+        return env
+
+    def run(self, command: str, *, stdin: str | None = None) -> str:
+        """Run ``command`` (a shell line) here; what it printed, standard error interleaved."""
+        done = subprocess.run(command, shell=True, cwd=self.path, env=self.env(), input=stdin,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+        return done.stdout.replace(str(self.path) + "/", "")
+
+
+_WORKSPACES: dict[str, Workspace] = {}
+
+
+def workspace() -> Workspace:
+    """The workspace of the document cog is processing now."""
+    import cog  # provided by cogapp while it runs a block
+
+    return _WORKSPACES.setdefault(str(cog.inFile), Workspace())
+
+
+def setup(*commands: str, replay: bool = False) -> None:
+    """Run ``commands`` in the document's workspace without showing them (the state a page assumes)."""
+    ws = workspace()
+    if replay:
+        ws.replay()
+    for command in commands:
+        ws.run(command)
+
+
+def show(*commands: str, replay: bool = False, fence: str = "```", indent: str = "",
+         stdin: str | None = None, echo: bool = True) -> None:
+    """Run each command and paste ``$ command`` (unless not ``echo``) and its output into the document."""
+    import cog
+
+    ws = workspace()
+    if replay:
+        ws.replay()
+    lines: list[str] = []
+    for command in commands:
+        if echo:
+            lines.append(f"$ {command}")
+        lines.extend(ws.run(command, stdin=stdin).rstrip("\n").split("\n"))
+    body = "\n".join(indent + line if line else line for line in lines)
+    cog.outl(f"{indent}{fence}" if fence else "")
+    cog.outl(body)
+    if fence:
+        cog.outl(f"{indent}{fence}")
+
+
+def quote(text: str) -> str:
+    """``text`` as one shell word, for commands built in a block."""
+    return shlex.quote(text)
