@@ -33,11 +33,12 @@ BIN = Path(sys.executable).parent
 
 # what differs between two honest runs: durations, ports, dates and times, random tokens, pids
 _VOLATILE = [
+    (re.compile(r"(127\.0\.0\.1|localhost):\d+"), r"\1:<port>"),
     (re.compile(r"\d{8}T\d{6}Z\.[0-9a-f]{8}"), "<stamp>"),
     (re.compile(r"\b\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}([.,]\d+)?)?)?( UTC)?"), "<when>"),
     (re.compile(r"\b\d{2}:\d{2}(:\d{2})?\b"), "<time>"),
     (re.compile(r"\b\d+(\.\d+)? ?(s|ms)\b"), "<secs>"),
-    (re.compile(r"(127\.0\.0\.1|localhost):\d+"), r"\1:<port>"),
+    (re.compile(r"(?<![\d.])\d+\.\d+(?![\d.])"), "<secs>"),  # a seconds column has no unit
     (re.compile(r"\bpid \d+"), "pid <n>"),
     (re.compile(r"\s+"), " "),
 ]
