@@ -22,6 +22,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -127,6 +128,48 @@ def show(*commands: str, replay: bool = False, fence: str = "```", indent: str =
     cog.outl(body)
     if fence:
         cog.outl(f"{indent}{fence}")
+
+
+def daemon_session(part: int) -> None:
+    """``litwatch schedule`` on a fresh database, as in docs/scheduling.md: it catches up (part 0);
+    then a query file gets a slip, is repaired and SIGHUP sent, and SIGTERM stops it (part 1)."""
+    import cog
+
+    ws = workspace()
+    if not hasattr(ws, "daemon_parts"):
+        ws.replay()
+        for command in ("rm -rf db/litwatch.sqlite* outbox", "litwatch init"):
+            ws.run(command)
+        slips = ROOT / "tests" / "fixtures" / "queries" / "slips"
+        process = subprocess.Popen(["litwatch", "schedule", "--watch-interval", "1"], cwd=ws.path, env=ws.env(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert process.stdout is not None
+        out: list[str] = []
+
+        def until(marker: str) -> None:
+            for line in process.stdout:  # type: ignore[union-attr]
+                out.append(line)
+                if marker in line:
+                    return
+            raise RuntimeError(f"litwatch schedule ended before printing {marker!r}: {''.join(out)}")
+
+        until("caught up")
+        split = len(out)
+        shutil.copy(slips / "migraine-trpm8.toml", ws.path / "queries" / "migraine-trpm8.toml")
+        until("disable what they define")
+        shutil.copy(slips / "migraine-trpm8-fixed.toml", ws.path / "queries" / "migraine-trpm8.toml")
+        process.send_signal(signal.SIGHUP)
+        until("caught up")
+        process.send_signal(signal.SIGTERM)
+        out.extend(process.stdout)
+        process.wait(timeout=60)
+        ws.daemon_parts = ["".join(out[:split]), "".join(out[split:])]  # type: ignore[attr-defined]
+    text = ws.daemon_parts[part].replace(str(ws.path) + "/", "")  # type: ignore[attr-defined]
+    cog.outl("```")
+    if part == 0:
+        cog.outl("$ litwatch schedule")
+    cog.outl(text.rstrip("\n"))
+    cog.outl("```")
 
 
 def quote(text: str) -> str:
