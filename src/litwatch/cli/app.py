@@ -64,7 +64,9 @@ class _Context:
 
     def engine(self, *, require_schema: bool = True) -> Engine:
         if self._engine is None:
-            self._engine = db.make_engine(self.settings.database_url)
+            self._engine = db.make_engine(
+                self.settings.database_url, busy_timeout=self.settings.database_busy_timeout
+            )
             if require_schema:
                 db.require_schema(self._engine)
         return self._engine
