@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 from test_jobs import LITWATCH, command_env
 
 from litwatch.config import Settings
+from litwatch.errors import StoreError
 from litwatch.pipeline import run as runner
 from litwatch.scheduling import daemon, jobs, schedules
 from litwatch.sources.eutils import EutilsClient
@@ -101,8 +102,7 @@ def test_a_trigger_behind_the_clock_offers_the_first_missed_time_then_catches_up
 # -- the database going away ------------------------------------------------------------------------
 
 def test_waiting_for_the_database_backs_off_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
-    answers = iter([sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused")),
-                    sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused")), None])
+    answers = iter([StoreError("connection refused"), StoreError("connection refused"), None])
 
     def ping() -> None:
         answer = next(answers)

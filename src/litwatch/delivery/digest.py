@@ -47,7 +47,7 @@ from litwatch.delivery.mail import (
     outbox_stem,
     write_atomically,
 )
-from litwatch.errors import InputError, MailError, StoreError
+from litwatch.errors import InputError, MailError
 from litwatch.files.groups import Group, check_recipient, next_delivery
 from litwatch.store import leases, models
 
@@ -515,11 +515,8 @@ class _State:
 
 
 def _set(engine: Engine, digest_id: int, **values: object) -> None:
-    try:
-        with engine.begin() as conn:
-            conn.execute(digests.update().where(digests.c.id == digest_id).values(**values))
-    except sa.exc.SQLAlchemyError as exc:
-        raise StoreError(f"cannot update digest {digest_id} in the ledger: {exc}") from exc
+    with engine.begin() as conn:
+        conn.execute(digests.update().where(digests.c.id == digest_id).values(**values))
 
 
 def _hand_over(engine: Engine, mailer: Mailer, state: _State, digest_id: int, message_id: str,

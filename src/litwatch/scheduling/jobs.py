@@ -33,14 +33,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from litwatch.config import Settings
-from litwatch.errors import InputError, LitwatchError, LockHeldError, StoreError
+from litwatch.errors import InputError, LitwatchError, LockHeldError
 from litwatch.files.groups import load_groups
 from litwatch.files.queries import Problem, SavedQuery, load_queries
 from litwatch.pipeline import run as runner
 from litwatch.pipeline.run import Eutils, Receipt
 from litwatch.scheduling import schedules
 from litwatch.store import leases, models
-from litwatch.store.engine import redact_url
 from litwatch.tagging.tagger import Tagger
 
 log = logging.getLogger(__name__)
@@ -254,11 +253,7 @@ class Worker:
     def due(self, plan: Plan) -> list[Job]:
         """The jobs due now, queries first."""
         now = self.clock()
-        try:
-            return [job for job in plan.jobs if self.is_due(job, now)]
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"cannot read when jobs last ran from {redact_url(str(self.engine.url))}: "
-                             f"{getattr(exc, 'orig', None) or exc}") from exc
+        return [job for job in plan.jobs if self.is_due(job, now)]
 
     def run_due(self, plan: Plan, report: Report | None = None) -> list[JobResult]:
         """Run every job that is due now, queries before digests; ``report`` hears of each as it ends."""
@@ -296,10 +291,8 @@ class Worker:
                 return self._digest(job.target, self.clock(), late)
         except LockHeldError as exc:
             return JobResult(job.key, "held", str(exc))
-        except LitwatchError as exc:
+        except LitwatchError as exc:  # database errors too: the engine turns them into StoreError
             return JobResult(job.key, "failed", str(exc))
-        except sa.exc.SQLAlchemyError as exc:
-            return JobResult(job.key, "failed", f"database error: {getattr(exc, 'orig', None) or exc}")
         except Exception as exc:  # a bug must not stop the other jobs or the daemon
             log.exception("%s: unexpected error", job.key)
             return JobResult(job.key, "failed", f"unexpected {type(exc).__name__}: {exc}")

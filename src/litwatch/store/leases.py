@@ -31,7 +31,6 @@ from sqlalchemy.engine import Engine
 
 from litwatch.errors import LockHeldError, StoreError
 from litwatch.store import models
-from litwatch.store.engine import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +68,6 @@ def _utc(moment: dt.datetime) -> dt.datetime:
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
-def _store_error(action: str, engine: Engine, exc: sa.exc.SQLAlchemyError) -> StoreError:
-    reason = getattr(exc, "orig", None) or exc
-    return StoreError(f"cannot {action} in {redact_url(str(engine.url))}: {reason}")
-
-
 def _upsert(engine: Engine, name: str, holder: str, now: dt.datetime, expires: dt.datetime) -> sa.Executable:
     values = {"name": name, "holder": holder, "acquired_at": now, "expires_at": expires}
     stmt: postgresql.Insert | sqlite.Insert
@@ -105,11 +99,8 @@ def acquire(engine: Engine, name: str, *, holder: str, ttl: float, now: dt.datet
     now = _utc(now)
     expires = now + dt.timedelta(seconds=ttl)
     for _attempt in range(3):
-        try:
-            with engine.begin() as conn:
-                got = conn.execute(_upsert(engine, name, holder, now, expires)).first()
-        except sa.exc.SQLAlchemyError as exc:
-            raise _store_error(f"take the lease {name}", engine, exc) from exc
+        with engine.begin() as conn:
+            got = conn.execute(_upsert(engine, name, holder, now, expires)).first()
         if got is not None:
             return Lease(name, holder, now, expires)
         other = current(engine, name)
@@ -152,9 +143,9 @@ class _Heartbeat(threading.Thread):
         while not self.stopped.wait(self.interval):
             try:
                 kept = renew(self.engine, self.lease, ttl=self.ttl, now=self.clock())
-            except sa.exc.SQLAlchemyError as exc:
+            except StoreError as exc:  # a passing failure: the next beat tries again before expiry
                 log.warning("could not renew lease %s (valid until %s): %s", self.lease.name,
-                            f"{self.lease.expires_at:%H:%M:%S}", getattr(exc, "orig", None) or exc)
+                            f"{self.lease.expires_at:%H:%M:%S}", exc)
                 continue
             if not kept:
                 self.lease.lost = (f"lease {self.lease.name} expired at {self.lease.expires_at:%H:%M:%S} "
@@ -187,6 +178,6 @@ def hold(
         beat.join()
         try:
             release(engine, lease)
-        except sa.exc.SQLAlchemyError as exc:
+        except StoreError as exc:  # the work is done; the lease expires on its own
             log.warning("could not release lease %s (%s); it expires at %s UTC", name,
-                        getattr(exc, "orig", None) or exc, f"{lease.expires_at:%H:%M:%S}")
+                        exc, f"{lease.expires_at:%H:%M:%S}")

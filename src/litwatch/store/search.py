@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from litwatch.errors import InputError, StoreError
+from litwatch.errors import InputError
 from litwatch.store import models
 
 MAX_TERMS = 64
@@ -376,24 +376,21 @@ def _papers(conn: Connection, rows: Sequence[Any]) -> list[Paper]:
 def iter_papers(engine: Engine, filters: Filters, *, chunk_size: int = _DETAIL_CHUNK) -> Iterator[Paper]:
     """Every paper matching ``filters``, newest first, read ``chunk_size`` at a time (flat memory)."""
     terms = _validate(filters)
-    try:
-        with engine.connect() as conn:
-            dialect = engine.dialect.name
-            hits: Sequence[int] | None = None
-            if terms and filters.limit is not None:
-                found = conn.execute(_text_hits(terms, filters, dialect).limit(DENSE)).scalars().all()
-                hits = found if len(found) < DENSE else ()
-                if not found:
-                    return
-            few = not terms and (bool(filters.tags) or filters.query is not None) and (
-                filters.limit is None or _few_ids(conn, filters)
-            )
-            stmt = build_query(filters, dialect, terms, few_ids=few, hits=hits)
-            result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(stmt)
-            for rows in result.partitions(chunk_size):
-                yield from _papers(conn, rows)
-    except sa.exc.DBAPIError as exc:
-        raise StoreError(f"search failed in {engine.url.get_backend_name()}: {exc.orig}") from exc
+    with engine.connect() as conn:
+        dialect = engine.dialect.name
+        hits: Sequence[int] | None = None
+        if terms and filters.limit is not None:
+            found = conn.execute(_text_hits(terms, filters, dialect).limit(DENSE)).scalars().all()
+            hits = found if len(found) < DENSE else ()
+            if not found:
+                return
+        few = not terms and (bool(filters.tags) or filters.query is not None) and (
+            filters.limit is None or _few_ids(conn, filters)
+        )
+        stmt = build_query(filters, dialect, terms, few_ids=few, hits=hits)
+        result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(stmt)
+        for rows in result.partitions(chunk_size):
+            yield from _papers(conn, rows)
 
 
 def search(engine: Engine, filters: Filters) -> list[Paper]:
