@@ -28,6 +28,7 @@ from fake_eutils import FakeEutils, Fault
 from sqlalchemy.engine import Engine
 from test_jobs import LITWATCH, command_env
 
+from litwatch.clock import utc
 from litwatch.config import Settings
 from litwatch.errors import StoreError
 from litwatch.pipeline import run as runner
@@ -404,5 +405,5 @@ def count_runs(engine: Engine) -> int:
 
 def fire_slot(moment: Any) -> dt.datetime:
     """The two-second fire time a run belongs to (the last one at or before it started)."""
-    moment = schedules.aware(moment)
+    moment = utc(moment)
     return moment.replace(microsecond=0) - dt.timedelta(seconds=moment.second % 2)

@@ -47,6 +47,7 @@ from litwatch.delivery.mail import (
     outbox_stem,
     write_atomically,
 )
+from litwatch.clock import utc
 from litwatch.errors import InputError, MailError
 from litwatch.files.groups import Group, check_recipient, next_delivery
 from litwatch.store import leases, models
@@ -96,11 +97,6 @@ class Plan:
     @property
     def empty(self) -> bool:
         return not self.papers and not self.notices
-
-
-def utc(value: dt.datetime) -> dt.datetime:
-    """An aware UTC datetime (SQLite hands back naive UTC ones)."""
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _retracted() -> sa.ColumnElement[bool]:

@@ -20,6 +20,7 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from litwatch.clock import Clock, utcnow
 from litwatch.errors import EutilsError, LitwatchError
 from litwatch.files.queries import SavedQuery
 from litwatch.records import Deletion, PaperRecord
@@ -232,7 +233,7 @@ def run_query(
     dry_run: bool = False,
     refetch: bool = False,
     tagger: Tagger | None = None,
-    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    clock: Clock = utcnow,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Receipt:
     """Run one saved query; never raises for a fetch failure: the receipt carries the error."""

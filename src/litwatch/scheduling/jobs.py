@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from litwatch.clock import Clock, utc, utcnow
 from litwatch.config import Settings
 from litwatch.errors import InputError, LitwatchError, LockHeldError
 from litwatch.files.groups import load_groups
@@ -44,7 +45,6 @@ from litwatch.tagging.tagger import Tagger
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], dt.datetime]
 Report = Callable[["JobResult"], None]
 query_state = models.table(models.QueryState)
 runs = models.table(models.Run)
@@ -159,13 +159,13 @@ def last_attempt(engine: Engine, job: Job) -> dt.datetime | None:
                                    .where(query_state.c.query_name == job.name)).scalar_one_or_none()
             failure = conn.execute(sa.select(sa.func.max(runs.c.finished_at))
                                    .where(runs.c.query_name == job.name, runs.c.status == "failed")).scalar()
-            found = [schedules.aware(t) for t in (success, failure) if t is not None]
+            found = [utc(t) for t in (success, failure) if t is not None]
             return max(found, default=None)
         newest = conn.execute(
             sa.select(sa.func.max(digests.c.created_at))
             .where(digests.c.group_name == job.name, digests.c.status.not_in(UNFINISHED_DIGEST))
         ).scalar()
-        return schedules.aware(newest) if newest is not None else None
+        return utc(newest) if newest is not None else None
 
 
 def next_due(plan: Plan, now: dt.datetime) -> tuple[dt.datetime, list[Job]] | None:
@@ -212,7 +212,7 @@ class Worker:
 
     engine: Engine
     settings: Settings
-    clock: Clock = leases.utcnow
+    clock: Clock = utcnow
     client: Eutils | None = None  # None: an EutilsClient built from settings on the first query
     tagger: Tagger | None = None
     vocab_dir: Path | None = None  # when set, the tagger is (re)loaded from here when its files change
@@ -386,7 +386,7 @@ def run_query_job(
     dry_run: bool = False,
     refetch: bool = False,
     tagger: Tagger | None = None,
-    clock: Clock = leases.utcnow,
+    clock: Clock = utcnow,
     progress: Callable[[str, int, int], None] | None = None,
     lease_ttl: float = leases.DEFAULT_TTL,
 ) -> Receipt:

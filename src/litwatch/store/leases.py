@@ -21,7 +21,7 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
+from litwatch.clock import Clock, utc, utcnow
 from litwatch.errors import LockHeldError, StoreError
 from litwatch.store import models
 
@@ -36,11 +37,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TTL = 300.0  # seconds a crashed holder keeps others waiting
 leases = models.table(models.Lease)
-Clock = Callable[[], dt.datetime]
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -62,10 +58,6 @@ class Lease:
 def new_holder() -> str:
     """A holder name that says where to look: host, process id, and a random part."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
 def _upsert(engine: Engine, name: str, holder: str, now: dt.datetime, expires: dt.datetime) -> sa.Executable:
@@ -91,12 +83,12 @@ def current(engine: Engine, name: str) -> Lease | None:
         row = conn.execute(sa.select(leases).where(leases.c.name == name)).first()
     if row is None:
         return None
-    return Lease(row.name, row.holder, _utc(row.acquired_at), _utc(row.expires_at))
+    return Lease(row.name, row.holder, utc(row.acquired_at), utc(row.expires_at))
 
 
 def acquire(engine: Engine, name: str, *, holder: str, ttl: float, now: dt.datetime) -> Lease:
     """Take the lease ``name`` for ``ttl`` seconds, or raise LockHeldError naming holder and expiry."""
-    now = _utc(now)
+    now = utc(now)
     expires = now + dt.timedelta(seconds=ttl)
     for _attempt in range(3):
         with engine.begin() as conn:
@@ -115,7 +107,7 @@ def acquire(engine: Engine, name: str, *, holder: str, ttl: float, now: dt.datet
 
 def renew(engine: Engine, lease: Lease, *, ttl: float, now: dt.datetime) -> bool:
     """Move the expiry to ``now + ttl``; False when another process has taken the lease over."""
-    expires = _utc(now) + dt.timedelta(seconds=ttl)
+    expires = utc(now) + dt.timedelta(seconds=ttl)
     with engine.begin() as conn:
         updated = conn.execute(
             leases.update()

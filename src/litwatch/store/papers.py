@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from litwatch.clock import utcnow
 from litwatch.records import Deletion, PaperRecord
 from litwatch.store import models
 from litwatch.store.rows import CHILD_COLUMNS, PAPER_COLUMNS, Prepared, prepare
@@ -149,7 +150,7 @@ def save_batch(
 
     See the module docstring for the rules.
     """
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utcnow()
     result = SaveResult()
     batch = _newest_per_pmid((r if isinstance(r, Prepared) else prepare(r) for r in records), result)
     if not batch:
@@ -278,7 +279,7 @@ def _count_lost(conn: Connection, lost: set[int], result: SaveResult) -> set[int
 
 def apply_deletion(conn: Connection, deletion: Deletion, *, now: dt.datetime | None = None) -> int:
     """Mark the listed PMIDs' rows as deleted from PubMed (kept for the delivery ledger); returns rows marked."""
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utcnow()
     marked = 0
     for chunk in _chunks(deletion.pmids):
         res = conn.execute(

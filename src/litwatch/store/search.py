@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from litwatch.clock import utc
 from litwatch.errors import InputError
 from litwatch.store import models
 
@@ -346,13 +347,6 @@ def _details(conn: Connection, pmids: Sequence[int]) -> dict[str, dict[int, list
     return found
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    """Stored times are UTC; SQLite hands them back without a zone."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
 def _papers(conn: Connection, rows: Sequence[Any]) -> list[Paper]:
     pmids = [row.pmid for row in rows]
     details = _details(conn, pmids)
@@ -363,7 +357,7 @@ def _papers(conn: Connection, rows: Sequence[Any]) -> list[Paper]:
             issue=row.issue, pages=row.pages, pub_year=row.pub_year, pub_date=row.pub_date,
             pub_date_text=row.pub_date_text,
             languages=tuple(row.languages.split(";")) if row.languages else (),
-            retracted=bool(row.retracted), first_seen=_utc(row.first_seen),
+            retracted=bool(row.retracted), first_seen=utc(row.first_seen) if row.first_seen else None,
             authors=tuple(details["authors"].get(row.pmid, ())),
             keywords=tuple(details["keywords"].get(row.pmid, ())),
             tags=tuple(details["tags"].get(row.pmid, ())),
