@@ -28,6 +28,7 @@ from litwatch.sources.pubmed_xml import parse_bytes
 from litwatch.store import models
 from litwatch.store import papers as store
 from litwatch.store import tags as tag_store
+from litwatch.store.engine import in_chunks
 from litwatch.tagging.tagger import Tagger
 
 ESEARCH_CAP = 9999  # PubMed ESearch returns at most this many ids for one search
@@ -141,8 +142,7 @@ def record_hits(conn: Connection, name: str, pmids: Sequence[int], run_id: int, 
         return
     owners = sorted(set(store.resolve_pmids(conn, pmids).values()))
     existing: set[int] = set()
-    for start in range(0, len(owners), 500):
-        chunk = owners[start : start + 500]
+    for chunk in in_chunks(owners):
         existing.update(
             conn.execute(
                 sa.select(query_hits.c.paper_pmid).where(

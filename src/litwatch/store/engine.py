@@ -27,7 +27,8 @@ from sqlalchemy.engine import URL, Engine, ExceptionContext
 from litwatch.errors import StoreError
 
 DEFAULT_BUSY_TIMEOUT = 30.0  # seconds SQLite waits for another writer before "is locked"
-IN_CHUNK = 500  # values per IN (...): well under SQLite's 32,766 and PostgreSQL's 65,535 parameters
+MAX_PARAMETERS = 32_766  # bound parameters per statement on SQLite (PostgreSQL takes 65,535)
+IN_CHUNK = 500  # values per IN (...): far under MAX_PARAMETERS, with room for the other conditions
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
 _T = TypeVar("_T")
 

@@ -19,7 +19,7 @@ import json
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,11 +29,11 @@ from sqlalchemy.engine import Connection, Engine
 from litwatch.clock import utc
 from litwatch.errors import InputError
 from litwatch.store import models
+from litwatch.store.engine import IN_CHUNK, in_chunks
 
 MAX_TERMS = 64
 FEW_IDS = 2000  # below this many papers for a tag, reading them beats walking the date index
 DENSE = 5000  # from this many full-text hits, walking the date index finds the newest few sooner
-_DETAIL_CHUNK = 500  # PMIDs per IN (...) when fetching authors, tags...: well under parameter limits
 
 papers = models.table(models.Paper)
 authors = models.table(models.Author)
@@ -311,16 +311,11 @@ def build_query(
     return stmt
 
 
-def _chunks(items: Sequence[int], size: int = _DETAIL_CHUNK) -> Iterable[Sequence[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _details(conn: Connection, pmids: Sequence[int]) -> dict[str, dict[int, list[Any]]]:
     """Authors, keywords, tags and query names of these papers, in one query per table."""
     found: dict[str, dict[int, list[Any]]] = {name: defaultdict(list) for name in ("authors", "keywords", "tags", "queries")}
     row: Any
-    for chunk in _chunks(pmids):
+    for chunk in in_chunks(pmids):
         for row in conn.execute(
             sa.select(authors.c.paper_pmid, authors.c.last_name, authors.c.fore_name, authors.c.initials,
                       authors.c.collective_name)
@@ -367,7 +362,7 @@ def _papers(conn: Connection, rows: Sequence[Any]) -> list[Paper]:
     ]
 
 
-def iter_papers(engine: Engine, filters: Filters, *, chunk_size: int = _DETAIL_CHUNK) -> Iterator[Paper]:
+def iter_papers(engine: Engine, filters: Filters, *, chunk_size: int = IN_CHUNK) -> Iterator[Paper]:
     """Every paper matching ``filters``, newest first, read ``chunk_size`` at a time (flat memory)."""
     terms = _validate(filters)
     with engine.connect() as conn:
