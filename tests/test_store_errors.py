@@ -135,28 +135,20 @@ def test_a_folder_that_cannot_be_created_is_named(tmp_path: Path, monkeypatch: p
     assert one_line_error(result) == expected
 
 
-def test_a_read_only_database_file_says_to_check_file_and_folder(database: Path) -> None:
-    with read_only(database):
-        result = invoke("ingest", str(PAPERS))
-    assert result.exit_code == 1
-    assert one_line_error(result) == (
-        f"litwatch: error: database sqlite:///{database} is read-only: check that this user may write the "
-        f"file and its folder {database.parent} (SQLite writes litwatch.sqlite-wal and litwatch.sqlite-shm "
-        "beside it)"
-    )
-    assert invoke("ingest", str(PAPERS)).exit_code == 0  # writable again: the same command works
-
-
-def test_a_read_only_folder_says_sqlite_writes_beside_the_file(database: Path) -> None:
+@pytest.mark.parametrize(("target", "message"), [
+    ("file", "database sqlite:///{db} is read-only: check that this user may write the file and its folder "
+             "{folder} (SQLite writes litwatch.sqlite-wal and litwatch.sqlite-shm beside it)"),
+    ("folder", "cannot open database sqlite:///{db}: this user may not write its folder {folder} (SQLite "
+               "writes litwatch.sqlite-wal and litwatch.sqlite-shm beside the file) or read the file; "
+               "check the permissions of both"),
+])
+def test_a_read_only_file_or_folder_says_what_sqlite_must_write(database: Path, target: str, message: str) -> None:
     assert not database.with_name("litwatch.sqlite-shm").exists()  # the last connection removed them
-    with read_only(database.parent):
+    with read_only(database if target == "file" else database.parent):
         result = invoke("ingest", str(PAPERS))
     assert result.exit_code == 1
-    assert one_line_error(result) == (
-        f"litwatch: error: cannot open database sqlite:///{database}: this user may not write its folder "
-        f"{database.parent} (SQLite writes litwatch.sqlite-wal and litwatch.sqlite-shm beside the file) "
-        "or read the file; check the permissions of both"
-    )
+    assert one_line_error(result) == "litwatch: error: " + message.format(db=database, folder=database.parent)
+    assert invoke("ingest", str(PAPERS)).exit_code == 0  # writable again: the same command works
 
 
 def test_an_unreachable_postgresql_names_host_port_and_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,4 +179,33 @@ def test_an_unknown_postgresql_database_says_to_create_it(monkeypatch: pytest.Mo
         f"litwatch: error: PostgreSQL database {url.database!r} does not exist on {url.host}:{url.port or 5432} "
         f"({url.render_as_string(hide_password=True)}); create it (createdb {url.database}) or fix "
         "LITWATCH_DATABASE_URL"
+    )
+
+
+@pytest.mark.postgres
+def test_an_unknown_postgresql_user_says_to_check_user_and_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = os.environ.get("LITWATCH_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("PostgreSQL tests need LITWATCH_TEST_POSTGRES_URL")
+    url = sa.engine.make_url(base).set(username=f"nobody_{uuid.uuid4().hex[:8]}", password="wrong")
+    monkeypatch.setenv("LITWATCH_DATABASE_URL", url.render_as_string(hide_password=False))
+    result = invoke("init")
+    assert result.exit_code == 1
+    assert one_line_error(result) == (
+        f"litwatch: error: PostgreSQL at {url.host}:{url.port or 5432} refused user {url.username!r} "
+        f"({url.render_as_string(hide_password=True)}): authentication failed; check the user and password "
+        "in LITWATCH_DATABASE_URL"
+    )
+    assert "wrong" not in result.output
+
+
+def test_a_file_that_is_not_a_database_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    notes = tmp_path / "notes.sqlite"
+    notes.write_text("these are my notes, not a database\n" * 100)
+    monkeypatch.setenv("LITWATCH_DATABASE_URL", f"sqlite:///{notes}")
+    result = invoke("init")
+    assert result.exit_code == 1
+    assert one_line_error(result) == (
+        f"litwatch: error: sqlite:///{notes} is not an SQLite database; point LITWATCH_DATABASE_URL at a "
+        "litwatch database"
     )
