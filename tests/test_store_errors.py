@@ -10,6 +10,7 @@ as another user the write bits are cleared instead.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import sqlite3
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
+from fake_eutils import FakeEutils
 from smtp_sink import free_port
 
 from litwatch.cli import main
@@ -105,6 +107,20 @@ def test_a_locked_database_during_ingest_says_who_to_wait_for(database: Path, mo
         "to it; wait for it to finish or stop it, then try again (waited 0.2 s; "
         "LITWATCH_DATABASE_BUSY_TIMEOUT sets how long)"
     )
+
+
+def test_a_locked_database_during_a_run_ends_it_with_the_same_line(
+    database: Path, fake_eutils: FakeEutils, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_eutils.add_records_from_file(PAPERS, crdt=dt.date.today() - dt.timedelta(days=1))
+    for name, value in {"LITWATCH_EUTILS_URL": fake_eutils.url, "LITWATCH_EMAIL": "librarian@example.org",
+                        "LITWATCH_DATABASE_BUSY_TIMEOUT": "0.2"}.items():
+        monkeypatch.setenv(name, value)
+    with write_lock(database):
+        result = invoke("run", "--query", "migraine-immunology")
+    assert result.exit_code == 1
+    assert one_line_error(result).startswith(f"litwatch: error: database sqlite:///{database} is locked: ")
+    assert invoke("run", "--query", "migraine-immunology").exit_code == 0  # once the other writer is done
 
 
 def test_a_locked_database_as_a_subprocess(database: Path) -> None:

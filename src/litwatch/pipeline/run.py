@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from litwatch.clock import Clock, utcnow
-from litwatch.errors import EutilsError, LitwatchError
+from litwatch.errors import EutilsError, LitwatchError, StoreError
 from litwatch.files.queries import SavedQuery
 from litwatch.records import Deletion, PaperRecord
 from litwatch.sources.pubmed_xml import parse_bytes
@@ -248,10 +248,13 @@ def run_query(
         receipt.ids_seen = len(ids)
         if not dry_run:
             _fetch_and_store(engine, client, query, ids, receipt, run_id, batch_size, refetch, tagger, clock, progress)
+    except StoreError as exc:  # the database failed: recorded as for Ctrl-C below, then raised
+        receipt.error = str(exc)
+        raise
     except LitwatchError as exc:
         receipt.error = str(exc)
     except BaseException as exc:
-        # Ctrl-C, a database error...: the receipt says the run failed, so the watermark stays,
+        # Ctrl-C, a bug...: the receipt says the run failed, so the watermark stays,
         # then the exception goes on to the caller.
         receipt.error = f"interrupted: {type(exc).__name__}: {exc}"
         raise
