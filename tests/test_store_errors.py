@@ -183,36 +183,28 @@ def test_an_unreachable_postgresql_names_host_port_and_the_setting(monkeypatch: 
 
 
 @pytest.mark.postgres
-def test_an_unknown_postgresql_database_says_to_create_it(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("wrong", "message"), [
+    ({"database": "litwatch_missing_{tag}"},
+     "PostgreSQL database '{url.database}' does not exist on {server} ({shown}); create it "
+     "(createdb {url.database}) or fix LITWATCH_DATABASE_URL"),
+    ({"username": "nobody_{tag}", "password": "wrong-pw"},
+     "PostgreSQL at {server} refused user '{url.username}' ({shown}): authentication failed; check the "
+     "user and password in LITWATCH_DATABASE_URL"),
+], ids=["unknown-database", "unknown-user"])
+def test_a_wrong_postgresql_database_or_user_says_what_to_fix(
+    monkeypatch: pytest.MonkeyPatch, wrong: dict[str, str], message: str
+) -> None:
     base = os.environ.get("LITWATCH_TEST_POSTGRES_URL")
     if not base:
         pytest.skip("PostgreSQL tests need LITWATCH_TEST_POSTGRES_URL")
-    url = sa.engine.make_url(base).set(database=f"litwatch_missing_{uuid.uuid4().hex[:8]}")
+    tag = uuid.uuid4().hex[:8]
+    url = sa.engine.make_url(base).set(**{k: v.format(tag=tag) for k, v in wrong.items()})  # type: ignore[arg-type]
     monkeypatch.setenv("LITWATCH_DATABASE_URL", url.render_as_string(hide_password=False))
     result = invoke("init")
     assert result.exit_code == 1
-    assert one_line_error(result) == (
-        f"litwatch: error: PostgreSQL database {url.database!r} does not exist on {url.host}:{url.port or 5432} "
-        f"({url.render_as_string(hide_password=True)}); create it (createdb {url.database}) or fix "
-        "LITWATCH_DATABASE_URL"
-    )
-
-
-@pytest.mark.postgres
-def test_an_unknown_postgresql_user_says_to_check_user_and_password(monkeypatch: pytest.MonkeyPatch) -> None:
-    base = os.environ.get("LITWATCH_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip("PostgreSQL tests need LITWATCH_TEST_POSTGRES_URL")
-    url = sa.engine.make_url(base).set(username=f"nobody_{uuid.uuid4().hex[:8]}", password="wrong")
-    monkeypatch.setenv("LITWATCH_DATABASE_URL", url.render_as_string(hide_password=False))
-    result = invoke("init")
-    assert result.exit_code == 1
-    assert one_line_error(result) == (
-        f"litwatch: error: PostgreSQL at {url.host}:{url.port or 5432} refused user {url.username!r} "
-        f"({url.render_as_string(hide_password=True)}): authentication failed; check the user and password "
-        "in LITWATCH_DATABASE_URL"
-    )
-    assert "wrong" not in result.output
+    assert one_line_error(result) == "litwatch: error: " + message.format(
+        url=url, server=f"{url.host}:{url.port or 5432}", shown=url.render_as_string(hide_password=True))
+    assert "wrong-pw" not in result.output
 
 
 def test_a_file_that_is_not_a_database_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
