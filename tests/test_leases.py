@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from litwatch.clock import utcnow
 from litwatch.errors import LockHeldError
 from litwatch.store import leases
 
@@ -140,10 +141,10 @@ def test_a_killed_process_holds_its_lease_until_it_expires_then_it_is_taken_over
             holder.send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
     with pytest.raises(LockHeldError, match=rf":{holder.pid}:"):
-        leases.acquire(engine, "query:migraine", holder="successor", ttl=ttl, now=leases.utcnow())
+        leases.acquire(engine, "query:migraine", holder="successor", ttl=ttl, now=utcnow())
     while True:
         try:
-            taken = leases.acquire(engine, "query:migraine", holder="successor", ttl=ttl, now=leases.utcnow())
+            taken = leases.acquire(engine, "query:migraine", holder="successor", ttl=ttl, now=utcnow())
             break
         except LockHeldError:
             assert time.monotonic() - killed_at < ttl + 2, "the dead holder's lease never expired"

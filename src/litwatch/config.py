@@ -26,6 +26,7 @@ SECRET_KEYS = {"api_key": "NCBI_API_KEY", "smtp_password": "LITWATCH_SMTP_PASSWO
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
+    database_busy_timeout: float = 30.0  # seconds SQLite waits for another writer before "is locked"
     queries_dir: Path = Path("queries")
     eutils_url: str = NCBI_EUTILS_URL
     email: str | None = None  # sent to NCBI with every request; required for `litwatch run`
@@ -104,4 +105,9 @@ def load_settings(
             values[name] = _coerce(name, env[var], var)
     if values.get("smtp_tls", "starttls") not in ("none", "starttls", "ssl"):
         raise ConfigError(f"LITWATCH_SMTP_TLS must be none, starttls or ssl, got {values['smtp_tls']!r}")
+    if values.get("database_busy_timeout", 0.0) < 0:
+        raise ConfigError(
+            "database_busy_timeout (LITWATCH_DATABASE_BUSY_TIMEOUT) must be 0 or more seconds, "
+            f"got {values['database_busy_timeout']:g}"
+        )
     return Settings(**values)

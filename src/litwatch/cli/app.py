@@ -37,6 +37,7 @@ from litwatch.store import search as _search
 from litwatch.store import stats as _stats
 from litwatch.store import tags as tag_store
 from litwatch.store.leases import DEFAULT_TTL as _LEASE_TTL
+from litwatch.store.stored import StoredPaper
 
 
 class _Group(click.Group):
@@ -64,7 +65,9 @@ class _Context:
 
     def engine(self, *, require_schema: bool = True) -> Engine:
         if self._engine is None:
-            self._engine = db.make_engine(self.settings.database_url)
+            self._engine = db.make_engine(
+                self.settings.database_url, busy_timeout=self.settings.database_busy_timeout
+            )
             if require_schema:
                 db.require_schema(self._engine)
         return self._engine
@@ -633,7 +636,7 @@ def export_command(ctx: _Context, fmt: str, text: tuple[str, ...], tags: tuple[s
 
 
 def _export_command(engine: Engine, fmt: str, filters: _search.Filters, output: Path | None) -> None:
-    papers: Iterator[_search.Paper] = _search.iter_papers(engine, filters)
+    papers: Iterator[StoredPaper] = _search.iter_papers(engine, filters)
     if output is None:
         count = _export.write(fmt, papers, sys.stdout)
     else:

@@ -28,7 +28,7 @@ import functools
 import logging
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -39,6 +39,7 @@ import jinja2
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from litwatch.clock import utc
 from litwatch.config import Settings
 from litwatch.delivery.mail import (
     Mailer,
@@ -47,9 +48,10 @@ from litwatch.delivery.mail import (
     outbox_stem,
     write_atomically,
 )
-from litwatch.errors import InputError, MailError, StoreError
+from litwatch.errors import InputError, MailError
 from litwatch.files.groups import Group, check_recipient, next_delivery
 from litwatch.store import leases, models
+from litwatch.store.engine import in_chunks
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +98,6 @@ class Plan:
     @property
     def empty(self) -> bool:
         return not self.papers and not self.notices
-
-
-def utc(value: dt.datetime) -> dt.datetime:
-    """An aware UTC datetime (SQLite hands back naive UTC ones)."""
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _retracted() -> sa.ColumnElement[bool]:
@@ -272,11 +269,6 @@ def _day(value: dt.datetime, zone: Any) -> str:
     return f"{local:%a} {local.day} {local:%b %Y}"
 
 
-def _chunks(values: Sequence[int], size: int = 500) -> Iterable[Sequence[int]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
-
-
 def _entries(conn: Connection, group: Group, pmids: Sequence[int]) -> dict[int, Entry]:
     """Everything shown for each paper, read in a handful of queries."""
     names: dict[int, list[str]] = {}
@@ -285,7 +277,7 @@ def _entries(conn: Connection, group: Group, pmids: Sequence[int]) -> dict[int, 
     tagged: dict[int, dict[str, list[str]]] = {}
     marks: dict[int, set[str]] = {}
     rows: list[sa.Row[Any]] = []
-    for chunk in _chunks(list(pmids)):
+    for chunk in in_chunks(list(pmids)):
         rows += conn.execute(sa.select(papers).where(papers.c.pmid.in_(chunk))).all()
         author_count.update(conn.execute(sa.select(authors_t.c.paper_pmid, sa.func.count()).where(
             authors_t.c.paper_pmid.in_(chunk)).group_by(authors_t.c.paper_pmid)).all())
@@ -346,7 +338,7 @@ def _coverage(conn: Connection, group: Group, window: Window, new: Sequence[int]
         hits.c.first_found_at <= window.covers_to).group_by(hits.c.query_name)).all())
     if new_by is None:  # a digest rebuilt from the ledger: count again
         new_by = {}
-        for chunk in _chunks(list(new)):
+        for chunk in in_chunks(list(new)):
             for query, count in conn.execute(sa.select(hits.c.query_name, sa.func.count()).where(
                     hits.c.query_name.in_(group.queries), hits.c.paper_pmid.in_(chunk)).group_by(hits.c.query_name)):
                 new_by[query] = new_by.get(query, 0) + count
@@ -515,11 +507,8 @@ class _State:
 
 
 def _set(engine: Engine, digest_id: int, **values: object) -> None:
-    try:
-        with engine.begin() as conn:
-            conn.execute(digests.update().where(digests.c.id == digest_id).values(**values))
-    except sa.exc.SQLAlchemyError as exc:
-        raise StoreError(f"cannot update digest {digest_id} in the ledger: {exc}") from exc
+    with engine.begin() as conn:
+        conn.execute(digests.update().where(digests.c.id == digest_id).values(**values))
 
 
 def _hand_over(engine: Engine, mailer: Mailer, state: _State, digest_id: int, message_id: str,

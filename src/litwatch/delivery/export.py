@@ -1,6 +1,6 @@
 """Writing papers out: CSV, JSON, BibTeX, RIS for files, and an aligned table for a terminal.
 
-Pure functions over ``search.Paper`` values; the CLI streams ``search.iter_papers`` into them.
+Pure functions over ``StoredPaper`` records; the CLI streams ``search.iter_papers`` into them.
 BibTeX and RIS aim at what Zotero and EndNote import cleanly: authors as ``Last, First``, the
 journal, year, volume, issue, pages (MEDLINE's ``1797-8`` written out as ``1797-1798``), DOI,
 PMID, abstract, and the paper's keywords plus litwatch's tags as keywords (Zotero makes them tags).
@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
 from litwatch.errors import InputError
-from litwatch.store.search import Paper
+from litwatch.records import Author
+from litwatch.store.stored import StoredPaper
 
 FORMATS = ("csv", "json", "bibtex", "ris")
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -33,7 +34,7 @@ _PAGES = re.compile(r"^([A-Za-z]*)(\d+)\s*[-\u2010-\u2013]\s*([A-Za-z]*)(\d+)$")
 _SPACE = re.compile(r"\s+")
 
 
-def date_precision(paper: Paper) -> str | None:
+def date_precision(paper: StoredPaper) -> str | None:
     """How much of ``pub_date`` is real: "day", "month" or "year" (the stored date fills in 1s)."""
     if paper.pub_date is None:
         return "year" if paper.pub_year else None
@@ -63,14 +64,14 @@ def split_pages(pages: str | None) -> tuple[str | None, str | None]:
     return prefix + first, (end_prefix or prefix) + last
 
 
-def json_object(paper: Paper) -> dict[str, Any]:
+def json_object(paper: StoredPaper) -> dict[str, Any]:
     """Everything litwatch knows about the paper, as JSON types (dates in ISO 8601)."""
     return {
         "pmid": paper.pmid,
         "doi": paper.doi,
         "pmcid": paper.pmcid,
         "title": paper.title,
-        "authors": [a.display for a in paper.authors],
+        "authors": [citation_name(a) for a in paper.authors],
         "journal": paper.journal,
         "journal_abbrev": paper.journal_abbrev,
         "issn": paper.issn,
@@ -85,14 +86,14 @@ def json_object(paper: Paper) -> dict[str, Any]:
         "tags": paper.tag_names,
         "tag_kinds": dict(paper.tags),
         "queries": list(paper.queries),
-        "keywords": list(paper.keywords),
+        "keywords": [k.text for k in paper.keywords],
         "first_seen": paper.first_seen.isoformat() if paper.first_seen else None,
         "url": paper.url,
         "abstract": paper.abstract,
     }
 
 
-def csv_row(paper: Paper) -> dict[str, str]:
+def csv_row(paper: StoredPaper) -> dict[str, str]:
     """One CSV row: lists joined with ``"; "``, booleans as ``true``/``false``, empty for unknown."""
     obj = json_object(paper)
     row: dict[str, str] = {}
@@ -147,13 +148,25 @@ def bibtex_escape(text: str) -> str:
     return "".join(_tex_char(c) for c in text)
 
 
-def _bibtex_author(paper_author: Any) -> str:
-    if paper_author.collective_name:
-        return "{" + bibtex_escape(paper_author.collective_name) + "}"
-    return bibtex_escape(paper_author.display)
+def citation_name(author: Author) -> str:
+    """``Last, Fore`` (the form citation managers split on), or the group's name.
+
+    >>> citation_name(Author("Müller", "Jörg", "J")), citation_name(Author(collective_name="MIGRAINE Group"))
+    ('Müller, Jörg', 'MIGRAINE Group')
+    """
+    if author.collective_name:
+        return author.collective_name
+    given = author.fore_name or author.initials
+    return f"{author.last_name}, {given}" if author.last_name and given else (author.last_name or given or "")
 
 
-def bibtex_entry(paper: Paper) -> str:
+def _bibtex_author(author: Author) -> str:
+    if author.collective_name:
+        return "{" + bibtex_escape(author.collective_name) + "}"
+    return bibtex_escape(citation_name(author))
+
+
+def bibtex_entry(paper: StoredPaper) -> str:
     """One ``@article`` entry keyed ``pmidNNNN``."""
     first, last = split_pages(paper.pages)
     fields: list[tuple[str, str | None]] = [
@@ -186,10 +199,10 @@ def bibtex_entry(paper: Paper) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _keywords(paper: Paper) -> list[str]:
+def _keywords(paper: StoredPaper) -> list[str]:
     """The paper's own keywords, then litwatch's tags, once each (case-insensitively)."""
     seen: dict[str, str] = {}
-    for word in list(paper.keywords) + paper.tag_names:
+    for word in [k.text for k in paper.keywords] + paper.tag_names:
         word = _SPACE.sub(" ", word).strip()
         if word:
             seen.setdefault(word.casefold(), word)
@@ -200,11 +213,11 @@ def _ris_value(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-def ris_record(paper: Paper) -> str:
+def ris_record(paper: StoredPaper) -> str:
     """One RIS record (``TY  - JOUR`` ... ``ER  -``); PMID in AN (EndNote's accession number)."""
     first, last = split_pages(paper.pages)
     lines: list[tuple[str, str | None]] = [("TY", "JOUR"), ("TI", paper.title)]
-    lines += [("AU", a.display) for a in paper.authors]
+    lines += [("AU", citation_name(a)) for a in paper.authors]
     lines += [("T2", paper.journal or paper.journal_abbrev), ("J2", paper.journal_abbrev)]
     lines.append(("PY", str(paper.pub_year) if paper.pub_year else None))
     precision = date_precision(paper)
@@ -224,7 +237,7 @@ def ris_record(paper: Paper) -> str:
     return "\n".join(out) + "\n"
 
 
-def to_json(papers: Iterable[Paper], out: TextIO) -> int:
+def to_json(papers: Iterable[StoredPaper], out: TextIO) -> int:
     """One JSON array of objects, written as it streams; returns how many papers."""
     count = 0
     out.write("[")
@@ -236,7 +249,7 @@ def to_json(papers: Iterable[Paper], out: TextIO) -> int:
     return count
 
 
-def to_csv(papers: Iterable[Paper], out: TextIO) -> int:
+def to_csv(papers: Iterable[StoredPaper], out: TextIO) -> int:
     """CSV with a header row (RFC 4180 quoting); returns how many papers."""
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -247,8 +260,8 @@ def to_csv(papers: Iterable[Paper], out: TextIO) -> int:
     return count
 
 
-def _records(render: Callable[[Paper], str]) -> Callable[[Iterable[Paper], TextIO], int]:
-    def write(papers: Iterable[Paper], out: TextIO) -> int:
+def _records(render: Callable[[StoredPaper], str]) -> Callable[[Iterable[StoredPaper], TextIO], int]:
+    def write(papers: Iterable[StoredPaper], out: TextIO) -> int:
         count = 0
         for paper in papers:
             out.write(("\n" if count else "") + render(paper))
@@ -260,12 +273,12 @@ def _records(render: Callable[[Paper], str]) -> Callable[[Iterable[Paper], TextI
 
 to_bibtex = _records(bibtex_entry)
 to_ris = _records(ris_record)
-WRITERS: dict[str, Callable[[Iterable[Paper], TextIO], int]] = {
+WRITERS: dict[str, Callable[[Iterable[StoredPaper], TextIO], int]] = {
     "csv": to_csv, "json": to_json, "bibtex": to_bibtex, "ris": to_ris,
 }
 
 
-def write(fmt: str, papers: Iterable[Paper], out: TextIO) -> int:
+def write(fmt: str, papers: Iterable[StoredPaper], out: TextIO) -> int:
     """Write ``papers`` to ``out`` in ``fmt`` (one of ``FORMATS``); returns how many were written."""
     try:
         writer = WRITERS[fmt]
@@ -279,7 +292,7 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
-def table(papers: Sequence[Paper], width: int = 100) -> str:
+def table(papers: Sequence[StoredPaper], width: int = 100) -> str:
     """Papers as aligned columns that fit ``width`` characters: PMID, date, first author, title, tags."""
     if not papers:
         return ""

@@ -20,13 +20,15 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from litwatch.errors import EutilsError, LitwatchError
+from litwatch.clock import Clock, utcnow
+from litwatch.errors import EutilsError, LitwatchError, StoreError
 from litwatch.files.queries import SavedQuery
 from litwatch.records import Deletion, PaperRecord
 from litwatch.sources.pubmed_xml import parse_bytes
 from litwatch.store import models
 from litwatch.store import papers as store
 from litwatch.store import tags as tag_store
+from litwatch.store.engine import in_chunks
 from litwatch.tagging.tagger import Tagger
 
 ESEARCH_CAP = 9999  # PubMed ESearch returns at most this many ids for one search
@@ -140,8 +142,7 @@ def record_hits(conn: Connection, name: str, pmids: Sequence[int], run_id: int, 
         return
     owners = sorted(set(store.resolve_pmids(conn, pmids).values()))
     existing: set[int] = set()
-    for start in range(0, len(owners), 500):
-        chunk = owners[start : start + 500]
+    for chunk in in_chunks(owners):
         existing.update(
             conn.execute(
                 sa.select(query_hits.c.paper_pmid).where(
@@ -232,7 +233,7 @@ def run_query(
     dry_run: bool = False,
     refetch: bool = False,
     tagger: Tagger | None = None,
-    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    clock: Clock = utcnow,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Receipt:
     """Run one saved query; never raises for a fetch failure: the receipt carries the error."""
@@ -247,10 +248,13 @@ def run_query(
         receipt.ids_seen = len(ids)
         if not dry_run:
             _fetch_and_store(engine, client, query, ids, receipt, run_id, batch_size, refetch, tagger, clock, progress)
+    except StoreError as exc:  # the database failed: recorded as for Ctrl-C below, then raised
+        receipt.error = str(exc)
+        raise
     except LitwatchError as exc:
         receipt.error = str(exc)
     except BaseException as exc:
-        # Ctrl-C, a database error...: the receipt says the run failed, so the watermark stays,
+        # Ctrl-C, a bug...: the receipt says the run failed, so the watermark stays,
         # then the exception goes on to the caller.
         receipt.error = f"interrupted: {type(exc).__name__}: {exc}"
         raise

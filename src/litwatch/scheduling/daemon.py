@@ -80,9 +80,9 @@ def wait_for_database(
     while not stopping.is_set():
         try:
             ping()
-        except (sa.exc.SQLAlchemyError, LitwatchError) as exc:
+        except LitwatchError as exc:  # database errors arrive as StoreError
             failures += 1
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            reason = str(exc).strip().splitlines()[0]
             log.error("%s unreachable (%s); retrying in %g s", where, reason, delay)
             if stopping.wait(delay):
                 return False
@@ -243,16 +243,16 @@ class Daemon:
             return
         try:
             self.worker.run_with_feeders(plan, job, lambda result: _log_result(result, quiet=result.job != key))
-        except (LitwatchError, sa.exc.SQLAlchemyError) as exc:  # the job is tried again at its next time
-            log.error("%s: failed: %s", key, getattr(exc, "orig", None) or exc)
+        except LitwatchError as exc:  # the job is tried again at its next time
+            log.error("%s: failed: %s", key, exc)
 
     def _catch_up(self) -> None:
         if not self._database_ready():
             return
         try:
             results = self.worker.run_due(self.plan, _log_result)
-        except (LitwatchError, sa.exc.SQLAlchemyError) as exc:
-            log.error("catching up failed (%s); each job runs at its next time", getattr(exc, "orig", None) or exc)
+        except LitwatchError as exc:
+            log.error("catching up failed (%s); each job runs at its next time", exc)
             return
         if results:
             log.info("caught up: %d job(s) were due", len(results))

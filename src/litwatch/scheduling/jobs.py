@@ -32,20 +32,19 @@ from typing import Any, Literal, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from litwatch.clock import Clock, utc, utcnow
 from litwatch.config import Settings
-from litwatch.errors import InputError, LitwatchError, LockHeldError, StoreError
+from litwatch.errors import InputError, LitwatchError, LockHeldError
 from litwatch.files.groups import load_groups
 from litwatch.files.queries import Problem, SavedQuery, load_queries
 from litwatch.pipeline import run as runner
 from litwatch.pipeline.run import Eutils, Receipt
 from litwatch.scheduling import schedules
 from litwatch.store import leases, models
-from litwatch.store.engine import redact_url
 from litwatch.tagging.tagger import Tagger
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], dt.datetime]
 Report = Callable[["JobResult"], None]
 query_state = models.table(models.QueryState)
 runs = models.table(models.Run)
@@ -160,13 +159,13 @@ def last_attempt(engine: Engine, job: Job) -> dt.datetime | None:
                                    .where(query_state.c.query_name == job.name)).scalar_one_or_none()
             failure = conn.execute(sa.select(sa.func.max(runs.c.finished_at))
                                    .where(runs.c.query_name == job.name, runs.c.status == "failed")).scalar()
-            found = [schedules.aware(t) for t in (success, failure) if t is not None]
+            found = [utc(t) for t in (success, failure) if t is not None]
             return max(found, default=None)
         newest = conn.execute(
             sa.select(sa.func.max(digests.c.created_at))
             .where(digests.c.group_name == job.name, digests.c.status.not_in(UNFINISHED_DIGEST))
         ).scalar()
-        return schedules.aware(newest) if newest is not None else None
+        return utc(newest) if newest is not None else None
 
 
 def next_due(plan: Plan, now: dt.datetime) -> tuple[dt.datetime, list[Job]] | None:
@@ -213,7 +212,7 @@ class Worker:
 
     engine: Engine
     settings: Settings
-    clock: Clock = leases.utcnow
+    clock: Clock = utcnow
     client: Eutils | None = None  # None: an EutilsClient built from settings on the first query
     tagger: Tagger | None = None
     vocab_dir: Path | None = None  # when set, the tagger is (re)loaded from here when its files change
@@ -254,11 +253,7 @@ class Worker:
     def due(self, plan: Plan) -> list[Job]:
         """The jobs due now, queries first."""
         now = self.clock()
-        try:
-            return [job for job in plan.jobs if self.is_due(job, now)]
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"cannot read when jobs last ran from {redact_url(str(self.engine.url))}: "
-                             f"{getattr(exc, 'orig', None) or exc}") from exc
+        return [job for job in plan.jobs if self.is_due(job, now)]
 
     def run_due(self, plan: Plan, report: Report | None = None) -> list[JobResult]:
         """Run every job that is due now, queries before digests; ``report`` hears of each as it ends."""
@@ -296,10 +291,8 @@ class Worker:
                 return self._digest(job.target, self.clock(), late)
         except LockHeldError as exc:
             return JobResult(job.key, "held", str(exc))
-        except LitwatchError as exc:
+        except LitwatchError as exc:  # database errors too: the engine turns them into StoreError
             return JobResult(job.key, "failed", str(exc))
-        except sa.exc.SQLAlchemyError as exc:
-            return JobResult(job.key, "failed", f"database error: {getattr(exc, 'orig', None) or exc}")
         except Exception as exc:  # a bug must not stop the other jobs or the daemon
             log.exception("%s: unexpected error", job.key)
             return JobResult(job.key, "failed", f"unexpected {type(exc).__name__}: {exc}")
@@ -393,7 +386,7 @@ def run_query_job(
     dry_run: bool = False,
     refetch: bool = False,
     tagger: Tagger | None = None,
-    clock: Clock = leases.utcnow,
+    clock: Clock = utcnow,
     progress: Callable[[str, int, int], None] | None = None,
     lease_ttl: float = leases.DEFAULT_TTL,
 ) -> Receipt:

@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from croniter.croniter import CroniterBadDateError, CroniterError
 
+from litwatch.clock import utc
+
 DEFAULT_QUERY_SCHEDULE = "0 5 * * *"
 DEFAULT_DIGEST_SCHEDULE = "0 7 * * 1"
 UTC = dt.UTC
@@ -79,7 +81,7 @@ def parse(expr: str | None, timezone: str = "UTC", *, default: str = DEFAULT_QUE
 
 def next_fire(schedule: Schedule, after: dt.datetime) -> dt.datetime | None:
     """The first fire time strictly after ``after`` (aware, UTC), or None if it never fires again."""
-    after = aware(after)
+    after = utc(after)
     it = croniter(schedule.expr, after.astimezone(schedule.tz))
     for _ in range(1000):
         try:
@@ -98,7 +100,7 @@ def next_fire(schedule: Schedule, after: dt.datetime) -> dt.datetime | None:
 def fires(schedule: Schedule, after: dt.datetime, until: dt.datetime) -> Iterator[dt.datetime]:
     """Every fire time in ``(after, until]``, oldest first."""
     current = next_fire(schedule, after)
-    while current is not None and current <= aware(until):
+    while current is not None and current <= utc(until):
         yield current
         current = next_fire(schedule, current)
 
@@ -110,16 +112,11 @@ def due_fire(schedule: Schedule, last: dt.datetime | None, now: dt.datetime) -> 
     and returns ``now`` as its fire time.
     """
     if last is None:
-        return aware(now)
-    fire = next_fire(schedule, aware(last))
-    return fire if fire is not None and fire <= aware(now) else None
+        return utc(now)
+    fire = next_fire(schedule, utc(last))
+    return fire if fire is not None and fire <= utc(now) else None
 
 
 def is_due(schedule: Schedule, last: dt.datetime | None, now: dt.datetime) -> bool:
     """True when ``schedule`` fired after ``last`` (or ``last`` is None) and not after ``now``."""
     return due_fire(schedule, last, now) is not None
-
-
-def aware(moment: dt.datetime) -> dt.datetime:
-    """``moment`` with UTC attached if naive: SQLite hands back naive UTC, PostgreSQL aware times."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

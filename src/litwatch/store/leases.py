@@ -21,7 +21,7 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -29,19 +29,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
+from litwatch.clock import Clock, utc, utcnow
 from litwatch.errors import LockHeldError, StoreError
 from litwatch.store import models
-from litwatch.store.engine import redact_url
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TTL = 300.0  # seconds a crashed holder keeps others waiting
 leases = models.table(models.Lease)
-Clock = Callable[[], dt.datetime]
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -63,15 +58,6 @@ class Lease:
 def new_holder() -> str:
     """A holder name that says where to look: host, process id, and a random part."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
-
-
-def _store_error(action: str, engine: Engine, exc: sa.exc.SQLAlchemyError) -> StoreError:
-    reason = getattr(exc, "orig", None) or exc
-    return StoreError(f"cannot {action} in {redact_url(str(engine.url))}: {reason}")
 
 
 def _upsert(engine: Engine, name: str, holder: str, now: dt.datetime, expires: dt.datetime) -> sa.Executable:
@@ -97,19 +83,16 @@ def current(engine: Engine, name: str) -> Lease | None:
         row = conn.execute(sa.select(leases).where(leases.c.name == name)).first()
     if row is None:
         return None
-    return Lease(row.name, row.holder, _utc(row.acquired_at), _utc(row.expires_at))
+    return Lease(row.name, row.holder, utc(row.acquired_at), utc(row.expires_at))
 
 
 def acquire(engine: Engine, name: str, *, holder: str, ttl: float, now: dt.datetime) -> Lease:
     """Take the lease ``name`` for ``ttl`` seconds, or raise LockHeldError naming holder and expiry."""
-    now = _utc(now)
+    now = utc(now)
     expires = now + dt.timedelta(seconds=ttl)
     for _attempt in range(3):
-        try:
-            with engine.begin() as conn:
-                got = conn.execute(_upsert(engine, name, holder, now, expires)).first()
-        except sa.exc.SQLAlchemyError as exc:
-            raise _store_error(f"take the lease {name}", engine, exc) from exc
+        with engine.begin() as conn:
+            got = conn.execute(_upsert(engine, name, holder, now, expires)).first()
         if got is not None:
             return Lease(name, holder, now, expires)
         other = current(engine, name)
@@ -124,7 +107,7 @@ def acquire(engine: Engine, name: str, *, holder: str, ttl: float, now: dt.datet
 
 def renew(engine: Engine, lease: Lease, *, ttl: float, now: dt.datetime) -> bool:
     """Move the expiry to ``now + ttl``; False when another process has taken the lease over."""
-    expires = _utc(now) + dt.timedelta(seconds=ttl)
+    expires = utc(now) + dt.timedelta(seconds=ttl)
     with engine.begin() as conn:
         updated = conn.execute(
             leases.update()
@@ -152,9 +135,9 @@ class _Heartbeat(threading.Thread):
         while not self.stopped.wait(self.interval):
             try:
                 kept = renew(self.engine, self.lease, ttl=self.ttl, now=self.clock())
-            except sa.exc.SQLAlchemyError as exc:
+            except StoreError as exc:  # a passing failure: the next beat tries again before expiry
                 log.warning("could not renew lease %s (valid until %s): %s", self.lease.name,
-                            f"{self.lease.expires_at:%H:%M:%S}", getattr(exc, "orig", None) or exc)
+                            f"{self.lease.expires_at:%H:%M:%S}", exc)
                 continue
             if not kept:
                 self.lease.lost = (f"lease {self.lease.name} expired at {self.lease.expires_at:%H:%M:%S} "
@@ -187,6 +170,6 @@ def hold(
         beat.join()
         try:
             release(engine, lease)
-        except sa.exc.SQLAlchemyError as exc:
+        except StoreError as exc:  # the work is done; the lease expires on its own
             log.warning("could not release lease %s (%s); it expires at %s UTC", name,
-                        getattr(exc, "orig", None) or exc, f"{lease.expires_at:%H:%M:%S}")
+                        exc, f"{lease.expires_at:%H:%M:%S}")

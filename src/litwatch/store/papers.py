@@ -22,14 +22,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from litwatch.clock import utcnow
 from litwatch.records import Deletion, PaperRecord
 from litwatch.store import models
+from litwatch.store.engine import in_chunks
 from litwatch.store.rows import CHILD_COLUMNS, PAPER_COLUMNS, Prepared, prepare
 
 papers = models.table(models.Paper)
 paper_pmids = models.table(models.PaperPmid)
-_IN_CHUNK = 500  # ids per IN (...) lookup: well under SQLite's and PostgreSQL's parameter limits
-_ROWS_PER_INSERT = 500  # x 27 columns: under SQLite's 32,766 and PostgreSQL's 65,535 parameters
+_ROWS_PER_INSERT = 500  # x 27 columns: under engine.MAX_PARAMETERS
 _SAVED_COLUMNS = (*PAPER_COLUMNS, "first_seen", "updated_at", "content_hash")
 
 
@@ -60,14 +61,9 @@ class SaveResult:
         return self
 
 
-def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _lookup(conn: Connection, query: Any, column: Any, keys: Sequence[Any]) -> list[Any]:
     rows: list[Any] = []
-    for chunk in _chunks(keys):
+    for chunk in in_chunks(keys):
         rows.extend(conn.execute(query.where(column.in_(chunk))).all())
     return rows
 
@@ -149,7 +145,7 @@ def save_batch(
 
     See the module docstring for the rules.
     """
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utcnow()
     result = SaveResult()
     batch = _newest_per_pmid((r if isinstance(r, Prepared) else prepare(r) for r in records), result)
     if not batch:
@@ -207,7 +203,7 @@ def save_batch(
     if updates:
         upd_pmids = [r.pmid for r in updates]
         for table in models.CHILD_TABLES:
-            for chunk in _chunks(upd_pmids):
+            for chunk in in_chunks(upd_pmids):
                 conn.execute(table.delete().where(table.c.paper_pmid.in_(chunk)))
         stamp = _driver_value(conn, papers.c.updated_at, now)
         _update_papers(conn, [(*r.paper[1:], stamp, r.digest, r.pmid) for r in updates])
@@ -252,7 +248,7 @@ def _insert_new_papers(conn: Connection, rows: list[tuple[Any, ...]]) -> set[int
     names = ", ".join(f'"{c}"' for c in _SAVED_COLUMNS)
     row_marks = f"({_placeholders(conn, len(_SAVED_COLUMNS))})"
     inserted: set[int] = set()
-    for chunk in _chunks(rows, _ROWS_PER_INSERT):
+    for chunk in in_chunks(rows, _ROWS_PER_INSERT):
         values = ", ".join([row_marks] * len(chunk))
         params = tuple(value for row in chunk for value in row)
         result = conn.exec_driver_sql(
@@ -278,9 +274,9 @@ def _count_lost(conn: Connection, lost: set[int], result: SaveResult) -> set[int
 
 def apply_deletion(conn: Connection, deletion: Deletion, *, now: dt.datetime | None = None) -> int:
     """Mark the listed PMIDs' rows as deleted from PubMed (kept for the delivery ledger); returns rows marked."""
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utcnow()
     marked = 0
-    for chunk in _chunks(deletion.pmids):
+    for chunk in in_chunks(deletion.pmids):
         res = conn.execute(
             papers.update()
             .where(papers.c.pmid.in_(chunk), papers.c.deleted_at.is_(None))

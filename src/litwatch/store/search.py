@@ -1,47 +1,39 @@
-"""Finding papers in the store: the filters analysts combine, and full-text search.
+"""Finding papers in the store: the filters analysts combine, and the plan that reads them.
 
-``search(engine, Filters(...))`` returns the papers matching every filter, newest first, each with
-its authors, keywords, tags and the saved queries that found it; ``iter_papers`` streams the same
-for exports of any size. Papers deleted from PubMed are never returned.
+``search(engine, Filters(...))`` returns the papers matching every filter, newest first, as
+``StoredPaper`` records with their authors, keywords, tags and the saved queries that found them;
+``iter_papers`` streams the same for exports of any size. Papers deleted from PubMed are never
+returned.
 
 Full-text search looks in titles, abstracts and keywords (the ``papers_fts`` index migration 0003
-builds; the store keeps it current on SQLite, triggers on PostgreSQL). What a user types is never handed to the database as query syntax: it is
-cut into terms here (words, ``"quoted phrases"``, ``prefix*``), and each term is passed as a bound
-parameter: for SQLite FTS5 its tokens each quoted as a string, for PostgreSQL as text that
-``phraseto_tsquery`` (which knows no operators) turns into a ``tsquery``. A paper matches when
-every term is in its title, abstract or keywords.
+builds; the store keeps it current on SQLite, triggers on PostgreSQL); ``fulltext`` turns what a
+user types into terms that are always bound parameters, never query syntax.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import re
-import unicodedata
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from litwatch.errors import InputError, StoreError
-from litwatch.store import models
+from litwatch.errors import InputError
+from litwatch.store import fulltext, models
+from litwatch.store.engine import IN_CHUNK
+from litwatch.store.fulltext import SearchTerm
+from litwatch.store.stored import StoredPaper, read_papers
 
 MAX_TERMS = 64
 FEW_IDS = 2000  # below this many papers for a tag, reading them beats walking the date index
 DENSE = 5000  # from this many full-text hits, walking the date index finds the newest few sooner
-_DETAIL_CHUNK = 500  # PMIDs per IN (...) when fetching authors, tags...: well under parameter limits
 
 papers = models.table(models.Paper)
-authors = models.table(models.Author)
-keywords = models.table(models.Keyword)
 paper_tags = models.table(models.PaperTag)
 query_hits = models.table(models.QueryHit)
-
-_CHUNK = re.compile(r'"([^"]*)"?|(\S+)')
-_TOKEN = re.compile(r"[^\W_]+")
 
 
 @dataclass(frozen=True)
@@ -62,103 +54,7 @@ class Filters:
     limit: int | None = None
 
 
-@dataclass(frozen=True)
-class AuthorName:
-    last_name: str | None = None
-    fore_name: str | None = None
-    initials: str | None = None
-    collective_name: str | None = None
-
-    @property
-    def display(self) -> str:
-        """``Last, Fore`` (the form citation managers split on), or the group's name."""
-        if self.collective_name:
-            return self.collective_name
-        given = self.fore_name or self.initials
-        return f"{self.last_name}, {given}" if self.last_name and given else (self.last_name or given or "")
-
-
-@dataclass(frozen=True)
-class Paper:
-    """One paper as an analyst sees it: its citation, its tags and which saved queries found it."""
-
-    pmid: int
-    title: str
-    abstract: str = ""
-    doi: str | None = None
-    pmcid: str | None = None
-    journal: str | None = None
-    journal_abbrev: str | None = None
-    issn: str | None = None
-    volume: str | None = None
-    issue: str | None = None
-    pages: str | None = None
-    pub_year: int | None = None
-    pub_date: dt.date | None = None
-    pub_date_text: str | None = None
-    languages: tuple[str, ...] = ()
-    retracted: bool = False
-    first_seen: dt.datetime | None = None
-    authors: tuple[AuthorName, ...] = ()
-    keywords: tuple[str, ...] = ()
-    tags: tuple[tuple[str, str], ...] = field(default=())  # (name, kind), sorted by name
-    queries: tuple[str, ...] = ()
-
-    @property
-    def tag_names(self) -> list[str]:
-        return [name for name, _ in self.tags]
-
-    @property
-    def url(self) -> str:
-        return f"https://pubmed.ncbi.nlm.nih.gov/{self.pmid}/"
-
-
-@dataclass(frozen=True)
-class Term:
-    """One thing to find: a word, or several that must stand together; ``prefix`` for ``word*``.
-
-    ``text`` is the term as typed (PostgreSQL splits ``IL-6`` its own way, so it gets it whole).
-    """
-
-    tokens: tuple[str, ...]
-    prefix: bool = False
-    text: str = field(default="", compare=False, repr=False)
-
-
-def parse_text(text: str) -> list[Term]:
-    """Cut what a user typed into search terms; punctuation and operators count as spaces.
-
-    ``IL-1β`` is one term whose tokens must stand together (as the indexes split it), so is a
-    ``"quoted phrase"``; a trailing ``*`` asks for a prefix. Nothing else has a meaning: ``AND``,
-    ``NEAR``, ``col:``, ``^``, ``%`` and unbalanced quotes are searched for as text or dropped.
-
-    >>> parse_text('FOXP3 "regulatory T cells" migrain* IL-1β')  # doctest: +NORMALIZE_WHITESPACE
-    [Term(tokens=('FOXP3',), prefix=False), Term(tokens=('regulatory', 'T', 'cells'), prefix=False),
-     Term(tokens=('migrain',), prefix=True), Term(tokens=('IL', '1β'), prefix=False)]
-    """
-    text = unicodedata.normalize("NFC", text).replace("\x00", " ")
-    terms: list[Term] = []
-    for match in _CHUNK.finditer(text):
-        phrase, word = match.group(1), match.group(2)
-        chunk = phrase if phrase is not None else word
-        tokens = tuple(_TOKEN.findall(chunk))
-        if tokens:
-            prefix = phrase is None and chunk.rstrip().endswith("*")
-            terms.append(Term(tokens, prefix, chunk.strip().rstrip("*")))
-    return terms
-
-
-def fts5_expression(terms: Sequence[Term]) -> str:
-    """An SQLite FTS5 MATCH expression in which every token is a quoted string (never syntax).
-
-    >>> fts5_expression([Term(("IL", "1β")), Term(("migrain",), prefix=True)])
-    '"IL 1β" AND "migrain" *'
-    """
-    parts = ['"' + " ".join(t.tokens) + '"' + (" *" if t.prefix else "") for t in terms]
-    return " AND ".join(parts)
-
-
-def _validate(filters: Filters) -> list[Term]:
+def _validate(filters: Filters) -> list[SearchTerm]:
     for label, value in [("tag", t) for t in filters.tags] + [("query", filters.query or "")]:
         if "\x00" in value:
             raise InputError(f"--{label} {value[:40]!r}... contains a NUL character; give the name as printed")
@@ -168,7 +64,7 @@ def _validate(filters: Filters) -> list[Term]:
         raise InputError(f"--limit must be 1 or more, not {filters.limit}")
     if filters.text is None:
         return []
-    terms = parse_text(filters.text)
+    terms = fulltext.parse_text(filters.text)
     if not terms:
         raise InputError(
             f"search text {filters.text[:40]!r} has no word or number to look for "
@@ -180,19 +76,6 @@ def _validate(filters: Filters) -> list[Term]:
             "(a paper must contain every term: shorten the text or quote a phrase)"
         )
     return terms
-
-
-_papers_fts_sqlite = sa.table("papers_fts", sa.column("rowid", sa.Integer))
-_papers_fts_pg = sa.table("papers_fts", sa.column("pmid", sa.Integer), sa.column("document"))
-_ENGLISH: sa.ColumnElement[Any] = sa.literal_column("'english'::regconfig")
-
-
-def _tsquery(term: Term, name: str) -> sa.ColumnElement[Any]:
-    if term.prefix:
-        # tokens are letters and digits only, so this string holds no tsquery syntax but ours
-        lexemes = " <-> ".join(f"'{t}'" for t in term.tokens) + ":*"
-        return sa.func.to_tsquery(_ENGLISH, sa.bindparam(name, lexemes, type_=sa.Text))
-    return sa.func.phraseto_tsquery(_ENGLISH, sa.bindparam(name, term.text or " ".join(term.tokens), type_=sa.Text))
 
 
 def _id_filters(pmid: sa.ColumnElement[int], filters: Filters) -> list[sa.ColumnElement[bool]]:
@@ -223,25 +106,14 @@ def _few_ids(conn: Connection, filters: Filters) -> bool:
     return int(conn.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one()) < FEW_IDS
 
 
-def _text_hits(terms: Sequence[Term], filters: Filters, dialect: str) -> sa.Select[Any]:
+def _text_hits(terms: Sequence[SearchTerm], filters: Filters, dialect: str) -> sa.Select[Any]:
     """PMIDs whose title, abstract or keywords hold every term and that pass the tag/query filters.
 
     The full-text index drives and each hit is checked against the tags by an index probe, so
     only the (few) papers passing every filter are read from ``papers`` afterwards.
     """
-    pmid, match = _match(terms, dialect)
+    pmid, match = fulltext.match(terms, dialect)
     return sa.select(pmid).where(match, *_id_filters(pmid, filters))
-
-
-def _match(terms: Sequence[Term], dialect: str) -> tuple[sa.ColumnElement[int], sa.ColumnElement[bool]]:
-    """The full-text index's PMID column, and the condition that a row holds every term."""
-    if dialect == "postgresql":
-        query = _tsquery(terms[0], "fts_0")
-        for i, term in enumerate(terms[1:], start=1):
-            query = query.op("&&")(_tsquery(term, f"fts_{i}"))
-        return _papers_fts_pg.c.pmid, _papers_fts_pg.c.document.op("@@")(query)
-    expression = sa.bindparam("fts", fts5_expression(terms), type_=sa.Text)
-    return _papers_fts_sqlite.c.rowid, sa.literal_column("papers_fts").op("MATCH")(expression)
 
 
 def _pmid_list(pmids: Sequence[int], dialect: str) -> sa.Select[Any]:
@@ -253,16 +125,16 @@ def _pmid_list(pmids: Sequence[int], dialect: str) -> sa.Select[Any]:
     return sa.select(each.c.value)
 
 
-def _text_probe(terms: Sequence[Term], dialect: str) -> sa.ColumnElement[bool]:
+def _text_probe(terms: Sequence[SearchTerm], dialect: str) -> sa.ColumnElement[bool]:
     """Whether the paper in hand holds every term: one index probe per paper."""
-    pmid, match = _match(terms, dialect)
+    pmid, match = fulltext.match(terms, dialect)
     return sa.exists().where(match, pmid == papers.c.pmid)
 
 
 def build_query(
     filters: Filters,
     dialect: str,
-    terms: Sequence[Term] | None = None,
+    terms: Sequence[SearchTerm] | None = None,
     *,
     few_ids: bool = False,
     hits: Sequence[int] | None = None,
@@ -310,93 +182,27 @@ def build_query(
     return stmt
 
 
-def _chunks(items: Sequence[int], size: int = _DETAIL_CHUNK) -> Iterable[Sequence[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _details(conn: Connection, pmids: Sequence[int]) -> dict[str, dict[int, list[Any]]]:
-    """Authors, keywords, tags and query names of these papers, in one query per table."""
-    found: dict[str, dict[int, list[Any]]] = {name: defaultdict(list) for name in ("authors", "keywords", "tags", "queries")}
-    row: Any
-    for chunk in _chunks(pmids):
-        for row in conn.execute(
-            sa.select(authors.c.paper_pmid, authors.c.last_name, authors.c.fore_name, authors.c.initials,
-                      authors.c.collective_name)
-            .where(authors.c.paper_pmid.in_(chunk)).order_by(authors.c.paper_pmid, authors.c.position)
-        ):
-            found["authors"][row.paper_pmid].append(
-                AuthorName(row.last_name, row.fore_name, row.initials, row.collective_name)
-            )
-        for row in conn.execute(
-            sa.select(keywords.c.paper_pmid, keywords.c.keyword)
-            .where(keywords.c.paper_pmid.in_(chunk)).order_by(keywords.c.paper_pmid, keywords.c.position)
-        ):
-            found["keywords"][row.paper_pmid].append(row.keyword)
-        for row in conn.execute(
-            sa.select(paper_tags.c.paper_pmid, paper_tags.c.tag, paper_tags.c.kind).distinct()
-            .where(paper_tags.c.paper_pmid.in_(chunk)).order_by(paper_tags.c.paper_pmid, paper_tags.c.tag)
-        ):
-            found["tags"][row.paper_pmid].append((row.tag, row.kind))
-        for row in conn.execute(
-            sa.select(query_hits.c.paper_pmid, query_hits.c.query_name)
-            .where(query_hits.c.paper_pmid.in_(chunk)).order_by(query_hits.c.paper_pmid, query_hits.c.query_name)
-        ):
-            found["queries"][row.paper_pmid].append(row.query_name)
-    return found
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    """Stored times are UTC; SQLite hands them back without a zone."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-def _papers(conn: Connection, rows: Sequence[Any]) -> list[Paper]:
-    pmids = [row.pmid for row in rows]
-    details = _details(conn, pmids)
-    return [
-        Paper(
-            pmid=row.pmid, title=row.title, abstract=row.abstract or "", doi=row.doi, pmcid=row.pmcid,
-            journal=row.journal, journal_abbrev=row.journal_abbrev, issn=row.issn, volume=row.volume,
-            issue=row.issue, pages=row.pages, pub_year=row.pub_year, pub_date=row.pub_date,
-            pub_date_text=row.pub_date_text,
-            languages=tuple(row.languages.split(";")) if row.languages else (),
-            retracted=bool(row.retracted), first_seen=_utc(row.first_seen),
-            authors=tuple(details["authors"].get(row.pmid, ())),
-            keywords=tuple(details["keywords"].get(row.pmid, ())),
-            tags=tuple(details["tags"].get(row.pmid, ())),
-            queries=tuple(details["queries"].get(row.pmid, ())),
-        )
-        for row in rows
-    ]
-
-
-def iter_papers(engine: Engine, filters: Filters, *, chunk_size: int = _DETAIL_CHUNK) -> Iterator[Paper]:
+def iter_papers(engine: Engine, filters: Filters, *, chunk_size: int = IN_CHUNK) -> Iterator[StoredPaper]:
     """Every paper matching ``filters``, newest first, read ``chunk_size`` at a time (flat memory)."""
     terms = _validate(filters)
-    try:
-        with engine.connect() as conn:
-            dialect = engine.dialect.name
-            hits: Sequence[int] | None = None
-            if terms and filters.limit is not None:
-                found = conn.execute(_text_hits(terms, filters, dialect).limit(DENSE)).scalars().all()
-                hits = found if len(found) < DENSE else ()
-                if not found:
-                    return
-            few = not terms and (bool(filters.tags) or filters.query is not None) and (
-                filters.limit is None or _few_ids(conn, filters)
-            )
-            stmt = build_query(filters, dialect, terms, few_ids=few, hits=hits)
-            result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(stmt)
-            for rows in result.partitions(chunk_size):
-                yield from _papers(conn, rows)
-    except sa.exc.DBAPIError as exc:
-        raise StoreError(f"search failed in {engine.url.get_backend_name()}: {exc.orig}") from exc
+    with engine.connect() as conn:
+        dialect = engine.dialect.name
+        hits: Sequence[int] | None = None
+        if terms and filters.limit is not None:
+            found = conn.execute(_text_hits(terms, filters, dialect).limit(DENSE)).scalars().all()
+            hits = found if len(found) < DENSE else ()
+            if not found:
+                return
+        few = not terms and (bool(filters.tags) or filters.query is not None) and (
+            filters.limit is None or _few_ids(conn, filters)
+        )
+        stmt = build_query(filters, dialect, terms, few_ids=few, hits=hits)
+        result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(stmt)
+        for rows in result.partitions(chunk_size):
+            yield from read_papers(conn, rows)
 
 
-def search(engine: Engine, filters: Filters) -> list[Paper]:
+def search(engine: Engine, filters: Filters) -> list[StoredPaper]:
     """The papers matching every filter, newest first (at most ``filters.limit``)."""
     return list(iter_papers(engine, filters))
 

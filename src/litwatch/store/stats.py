@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from litwatch.errors import InputError, StoreError
+from litwatch.errors import InputError
 from litwatch.store import models
 
 BY = ("month", "tag", "query", "condition")
@@ -74,11 +74,8 @@ def _live(pmid: sa.ColumnElement[int], since: dt.date | None, until: dt.date | N
 
 
 def _run(engine: Engine, stmt: sa.Select[Any]) -> list[Any]:
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(stmt))
-    except sa.exc.DBAPIError as exc:
-        raise StoreError(f"counting failed in {engine.url.get_backend_name()}: {exc.orig}") from exc
+    with engine.connect() as conn:
+        return list(conn.execute(stmt))
 
 
 def by_month(engine: Engine, *, since: dt.date | None = None, until: dt.date | None = None) -> list[Count]:

@@ -23,6 +23,7 @@ from litwatch.records import (
     PaperRecord,
 )
 from litwatch.store import models
+from litwatch.store.engine import in_chunks
 from litwatch.tagging.tagger import Tag, Tagger
 
 paper_tags = models.table(models.PaperTag)
@@ -39,8 +40,7 @@ def load_tagger(vocab_dir: Path) -> Tagger | None:
 def save_tags(conn: Connection, tags_by_pmid: Mapping[int, Sequence[Tag]]) -> int:
     """Replace the tags of these papers; returns the number of tag rows written."""
     pmids = list(tags_by_pmid)
-    for start in range(0, len(pmids), 500):
-        chunk = pmids[start : start + 500]
+    for chunk in in_chunks(pmids):
         conn.execute(paper_tags.delete().where(paper_tags.c.paper_pmid.in_(chunk)))
     rows = [
         {

@@ -1,0 +1,116 @@
+"""Papers read back from the store: the PubMed record that was saved, plus what the store knows.
+
+A ``StoredPaper`` *is* a ``records.PaperRecord`` (the one record type for a paper, so exports
+and digests read the same fields whatever stage a paper comes from), with four facts only the
+store has: whether it is marked retracted, when it was first seen, its tags and the saved
+queries that found it. ``read_papers`` turns rows of ``papers`` into them, reading authors,
+keywords, tags and query names in one query per table for a whole batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from litwatch.clock import utc
+from litwatch.records import AbstractSection, Author, Keyword, PaperRecord
+from litwatch.store import models
+from litwatch.store.engine import in_chunks
+
+authors = models.table(models.Author)
+keywords = models.table(models.Keyword)
+paper_tags = models.table(models.PaperTag)
+query_hits = models.table(models.QueryHit)
+
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(PaperRecord))
+
+
+@dataclass(slots=True)
+class StoredPaper(PaperRecord):
+    """A saved paper as an analyst sees it: its record, its tags and which saved queries found it.
+
+    Only the columns the store keeps are filled in (citation, abstract as one text, authors'
+    names, keywords, languages, dates); MeSH headings, chemicals and history are not read back.
+    ``retracted`` is the store's mark (a retraction notice may arrive after the paper).
+    """
+
+    retracted: bool = False
+    first_seen: dt.datetime | None = None
+    tags: tuple[tuple[str, str], ...] = field(default=())  # (name, kind), sorted by name
+    queries: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, record: PaperRecord, **store_facts: Any) -> StoredPaper:
+        """``record`` as the store would hand it back, with ``retracted``, ``tags``... as given."""
+        return cls(**{name: getattr(record, name) for name in _RECORD_FIELDS}, **store_facts)
+
+    @property
+    def is_retracted(self) -> bool:
+        return self.retracted
+
+    @property
+    def tag_names(self) -> list[str]:
+        return [name for name, _ in self.tags]
+
+    @property
+    def url(self) -> str:
+        return f"https://pubmed.ncbi.nlm.nih.gov/{self.pmid}/"
+
+
+def _details(conn: Connection, pmids: Sequence[int]) -> dict[str, dict[int, list[Any]]]:
+    """Authors, keywords, tags and query names of these papers, in one query per table."""
+    found: dict[str, dict[int, list[Any]]] = {name: defaultdict(list) for name in ("authors", "keywords", "tags", "queries")}
+    row: Any
+    for chunk in in_chunks(pmids):
+        for row in conn.execute(
+            sa.select(authors.c.paper_pmid, authors.c.last_name, authors.c.fore_name, authors.c.initials,
+                      authors.c.collective_name)
+            .where(authors.c.paper_pmid.in_(chunk)).order_by(authors.c.paper_pmid, authors.c.position)
+        ):
+            found["authors"][row.paper_pmid].append(
+                Author(row.last_name, row.fore_name, row.initials, row.collective_name)
+            )
+        for row in conn.execute(
+            sa.select(keywords.c.paper_pmid, keywords.c.keyword)
+            .where(keywords.c.paper_pmid.in_(chunk)).order_by(keywords.c.paper_pmid, keywords.c.position)
+        ):
+            found["keywords"][row.paper_pmid].append(Keyword(row.keyword))
+        for row in conn.execute(
+            sa.select(paper_tags.c.paper_pmid, paper_tags.c.tag, paper_tags.c.kind).distinct()
+            .where(paper_tags.c.paper_pmid.in_(chunk)).order_by(paper_tags.c.paper_pmid, paper_tags.c.tag)
+        ):
+            found["tags"][row.paper_pmid].append((row.tag, row.kind))
+        for row in conn.execute(
+            sa.select(query_hits.c.paper_pmid, query_hits.c.query_name)
+            .where(query_hits.c.paper_pmid.in_(chunk)).order_by(query_hits.c.paper_pmid, query_hits.c.query_name)
+        ):
+            found["queries"][row.paper_pmid].append(row.query_name)
+    return found
+
+
+def read_papers(conn: Connection, rows: Sequence[Any]) -> list[StoredPaper]:
+    """Rows of ``papers`` (all columns) as StoredPapers, in the same order."""
+    details = _details(conn, [row.pmid for row in rows])
+    return [
+        StoredPaper(
+            pmid=row.pmid, pmid_version=row.pmid_version, kind=row.kind, doi=row.doi, pmcid=row.pmcid,
+            title=row.title, vernacular_title=row.vernacular_title,
+            abstract_sections=[AbstractSection(None, row.abstract)] if row.abstract else [],
+            authors=details["authors"].get(row.pmid, []),
+            journal=row.journal, journal_abbrev=row.journal_abbrev, issn=row.issn, volume=row.volume,
+            issue=row.issue, pages=row.pages, pub_year=row.pub_year, pub_date=row.pub_date,
+            pub_date_text=row.pub_date_text, languages=row.languages.split(";") if row.languages else [],
+            keywords=details["keywords"].get(row.pmid, []), status=row.status,
+            date_completed=row.date_completed, date_revised=row.date_revised,
+            retracted=bool(row.retracted), first_seen=utc(row.first_seen) if row.first_seen else None,
+            tags=tuple(details["tags"].get(row.pmid, ())), queries=tuple(details["queries"].get(row.pmid, ())),
+        )
+        for row in rows
+    ]
