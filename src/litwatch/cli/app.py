@@ -637,15 +637,7 @@ def _export_command(engine: Engine, fmt: str, filters: _search.Filters, output: 
     if output is None:
         count = _export.write(fmt, papers, sys.stdout)
     else:
-        partial = output.with_name(output.name + ".partial")
-        try:
-            with partial.open("w", encoding="utf-8", newline="") as handle:
-                count = _export.write(fmt, papers, handle)
-            partial.replace(output)
-        except OSError as exc:
-            raise InputError(f"cannot write {output}: {exc.strerror}") from exc
-        finally:
-            partial.unlink(missing_ok=True)
+        count = _export.write_file(fmt, papers, output)
         click.echo(f"exported {count} paper(s) to {output} ({fmt})", err=True)
     if not count:
         click.echo(f"litwatch: {_explain_empty(engine, filters)}", err=True)

@@ -45,9 +45,9 @@ from litwatch.delivery.mail import (
     build_message,
     mailer_from_settings,
     outbox_stem,
-    write_atomically,
 )
 from litwatch.errors import InputError, MailError, StoreError
+from litwatch.files.atomic import write_atomically
 from litwatch.files.groups import Group, check_recipient, next_delivery
 from litwatch.store import leases, models
 
@@ -636,8 +636,8 @@ def preview_group(engine: Engine, settings: Settings, group: Group, *, now: dt.d
         for path, subtype in zip(paths[:2], ("html", "plain")):
             part = message.get_body(preferencelist=(subtype,))
             assert part is not None
-            path.write_text(str(part.get_content()), encoding="utf-8")
-        paths[2].write_bytes(message.as_bytes(policy=email.policy.SMTP))
+            write_atomically(path, str(part.get_content()).encode("utf-8"))
+        write_atomically(paths[2], message.as_bytes(policy=email.policy.SMTP))
     except OSError as exc:
         raise InputError(f"cannot write the preview to {out_dir}: {exc.strerror}") from exc
     return paths
