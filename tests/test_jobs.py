@@ -66,7 +66,8 @@ class Deliveries:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dt.datetime]] = []
 
-    def __call__(self, engine: Engine, settings: Settings, group: Any, *, now: dt.datetime) -> Any:
+    def __call__(self, engine: Engine, settings: Settings, group: Any, *, now: dt.datetime,
+                 since: dt.datetime | None = None) -> Any:
         self.calls.append((group.name, now))
         with engine.begin() as conn:
             conn.execute(models.table(models.Digest).insert().values(

@@ -48,8 +48,8 @@ from litwatch.delivery.mail import (
 )
 from litwatch.errors import InputError, MailError, StoreError
 from litwatch.files.atomic import write_atomically
-from litwatch.files.groups import Group, check_recipient, next_delivery
-from litwatch.store import leases, models
+from litwatch.files.groups import Group, check_recipient
+from litwatch.store import models
 
 log = logging.getLogger(__name__)
 
@@ -578,36 +578,41 @@ def _prepare(engine: Engine, group: Group, plan: Plan, subject: str, message_id:
 
 def deliver_group(engine: Engine, settings: Settings, group: Group, *, now: dt.datetime,
                   mailer: Mailer | None = None, since: dt.datetime | None = None) -> DigestReceipt:
-    """Send what is due for one group; a refused send is a receipt with ``error``, never an exception."""
+    """Finish what earlier runs left, then send the group's next digest; a refused send is a receipt
+    with ``error``, never an exception.
+
+    Whether a digest is due, and the lease that keeps two processes from sending one group's
+    digest at once, are the scheduler's (litwatch.scheduling.jobs: the ``digest:<group>`` job,
+    which ``litwatch digest --send``, ``run-due`` and ``schedule`` all run); this sends now.
+    """
     _check_inputs(settings, group, now)
     now = utc(now)
     mailer = mailer if mailer is not None else mailer_from_settings(settings)
     state = _State(settings)
-    with leases.hold(engine, f"digest-send:{group.name}"):
-        with engine.connect() as conn:
-            pending = conn.execute(sa.select(digests).where(digests.c.group_name == group.name,
-                                                            digests.c.status.in_(PENDING))
-                                   .order_by(digests.c.id)).all()
-        done: list[str] = []
-        for row in pending:
-            error = _finish(engine, settings, group, row, mailer, state, now)
-            if error is not None:
-                return DigestReceipt(group.name, "failed", row.paper_count, row.overflow_count,
-                                     _count_notices(engine, row.id), row.message_id, error, len(done), tuple(done))
-            done.append(row.message_id)
-        token = f"litwatch.{group.name}.{now:%Y%m%dT%H%M%SZ}.{secrets.token_hex(4)}"
-        message_id = f"<{token}@{_domain(settings)}>"
-        with engine.connect() as conn:
-            plan = plan_digest(conn, group, now=now, since=since)
-            if plan.empty and not group.notify_empty:
-                _prepare(engine, group, plan, "(nothing new: not sent)", message_id, now, "empty")
-                return DigestReceipt(group.name, "nothing-new", 0, 0, 0, None, None, len(done), tuple(done))
-            view, message = compose(conn, settings, group, plan, message_id=message_id, created=now)
-        digest_id = _prepare(engine, group, plan, view.subject, message_id, now, "prepared")
-        state.keep(message_id, message)
-        error = _hand_over(engine, mailer, state, digest_id, message_id, message, 0, now)
-        return DigestReceipt(group.name, "failed" if error else "sent", len(plan.papers), len(plan.overflow),
-                             len(plan.notices), message_id, error, len(done), tuple(done))
+    with engine.connect() as conn:
+        pending = conn.execute(sa.select(digests).where(digests.c.group_name == group.name,
+                                                        digests.c.status.in_(PENDING))
+                               .order_by(digests.c.id)).all()
+    done: list[str] = []
+    for row in pending:
+        error = _finish(engine, settings, group, row, mailer, state, now)
+        if error is not None:
+            return DigestReceipt(group.name, "failed", row.paper_count, row.overflow_count,
+                                 _count_notices(engine, row.id), row.message_id, error, len(done), tuple(done))
+        done.append(row.message_id)
+    token = f"litwatch.{group.name}.{now:%Y%m%dT%H%M%SZ}.{secrets.token_hex(4)}"
+    message_id = f"<{token}@{_domain(settings)}>"
+    with engine.connect() as conn:
+        plan = plan_digest(conn, group, now=now, since=since)
+        if plan.empty and not group.notify_empty:
+            _prepare(engine, group, plan, "(nothing new: not sent)", message_id, now, "empty")
+            return DigestReceipt(group.name, "nothing-new", 0, 0, 0, None, None, len(done), tuple(done))
+        view, message = compose(conn, settings, group, plan, message_id=message_id, created=now)
+    digest_id = _prepare(engine, group, plan, view.subject, message_id, now, "prepared")
+    state.keep(message_id, message)
+    error = _hand_over(engine, mailer, state, digest_id, message_id, message, 0, now)
+    return DigestReceipt(group.name, "failed" if error else "sent", len(plan.papers), len(plan.overflow),
+                         len(plan.notices), message_id, error, len(done), tuple(done))
 
 
 def _count_notices(engine: Engine, digest_id: int) -> int:
@@ -641,22 +646,6 @@ def preview_group(engine: Engine, settings: Settings, group: Group, *, now: dt.d
     except OSError as exc:
         raise InputError(f"cannot write the preview to {out_dir}: {exc.strerror}") from exc
     return paths
-
-
-def due_at(engine: Engine, group: Group) -> dt.datetime | None:
-    """When the group's next digest is due (UTC); None when it is due now (never sent, or a retry waits)."""
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(digests.c.status, digests.c.created_at)
-                            .where(digests.c.group_name == group.name)).all()
-    if not rows or any(r.status in PENDING for r in rows):
-        return None
-    return next_delivery(group, max(utc(r.created_at) for r in rows))
-
-
-def is_due(engine: Engine, group: Group, now: dt.datetime) -> bool:
-    """True when the group's schedule came round since its last digest, or a failed digest waits."""
-    when = due_at(engine, group)
-    return when is None or when <= utc(now)
 
 
 def pending_digests(engine: Engine, group_names: Sequence[str]) -> dict[str, int]:

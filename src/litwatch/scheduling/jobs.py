@@ -69,7 +69,8 @@ class Group(Protocol):
 class Deliver(Protocol):
     """litwatch.delivery.digest.deliver_group, or a stand-in: returns a DigestReceipt."""
 
-    def __call__(self, engine: Engine, settings: Settings, group: Any, *, now: dt.datetime) -> Any: ...
+    def __call__(self, engine: Engine, settings: Settings, group: Any, *, now: dt.datetime,
+                 since: dt.datetime | None = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,14 @@ class Plan:
 
     def job(self, key: str) -> Job | None:
         return next((j for j in self.jobs if j.key == key), None)
+
+    def digest_job(self, group: str) -> Job:
+        """The digest job of ``group``; InputError when the files gave it none (``problems`` say why)."""
+        job = self.job(f"digest:{group}")
+        if job is None:
+            raise InputError(f"group {group!r} has no scheduled digest: its schedule or timezone cannot be read; "
+                             "fix: see `litwatch queries check`")
+        return job
 
     def feeding(self, group: str) -> list[Job]:
         """The query jobs that feed ``group`` (listed in the group or naming it in their file)."""
@@ -169,6 +178,14 @@ def last_attempt(engine: Engine, job: Job) -> dt.datetime | None:
         return schedules.aware(newest) if newest is not None else None
 
 
+def due_at(engine: Engine, job: Job) -> dt.datetime | None:
+    """When ``job`` falls (or fell) due: its first fire time after its last attempt, in UTC; None when it
+    was never attempted, so it is due at once. The one rule ``run-due``, ``schedule`` and
+    ``digest --send`` follow, and what ``litwatch digest`` shows as "next"."""
+    last = last_attempt(engine, job)
+    return None if last is None else schedules.next_fire(job.schedule, last)
+
+
 def next_due(plan: Plan, now: dt.datetime) -> tuple[dt.datetime, list[Job]] | None:
     """When a schedule fires next after ``now``, and every job that fires then (queries first)."""
     upcoming = [(fire, job) for job in plan.jobs if (fire := schedules.next_fire(job.schedule, now)) is not None]
@@ -199,12 +216,13 @@ def describe_digest(receipt: Any) -> str:
     return text if not receipt.error else f"{text}; error: {receipt.error}"
 
 
-def _deliver_group(engine: Engine, settings: Settings, group: Any, *, now: dt.datetime) -> Any:
+def _deliver_group(engine: Engine, settings: Settings, group: Any, *, now: dt.datetime,
+                   since: dt.datetime | None = None) -> Any:
     from litwatch.delivery.digest import (
         deliver_group,  # imported when a digest is due: Jinja2 and mail are not needed before
     )
 
-    return deliver_group(engine, settings, group, now=now)
+    return deliver_group(engine, settings, group, now=now, since=since)
 
 
 @dataclass
@@ -280,20 +298,23 @@ class Worker:
                 report(results[-1])
         return results
 
-    def run(self, plan: Plan, job: Job) -> JobResult:
-        """Run ``job`` if it is still due once its lease is held; never raises."""
+    def run(self, plan: Plan, job: Job, *, force: bool = False, since: dt.datetime | None = None) -> JobResult:
+        """Run ``job`` if it is still due once its lease is held (``force``: due or not); never raises.
+
+        ``since`` (digests only) takes the papers found since then instead of since the last digest.
+        """
         try:
             with leases.hold(self.engine, job.key, ttl=self.lease_ttl, clock=self.clock) as lease:
                 now = self.clock()
                 last = last_attempt(self.engine, job)
-                if not schedules.is_due(job.schedule, last, now):
+                if not force and not schedules.is_due(job.schedule, last, now):
                     assert last is not None
                     return JobResult(job.key, "not-due", f"last ran {last:%Y-%m-%d %H:%M:%S} UTC; next at "
                                      f"{_when(schedules.next_fire(job.schedule, last))}")
                 if isinstance(job.target, SavedQuery):
                     return self._query(job.target, lease, now)
                 late = self._wait_for_feeders(plan, job)
-                return self._digest(job.target, self.clock(), late)
+                return self._digest(job.target, self.clock(), late, since)
         except LockHeldError as exc:
             return JobResult(job.key, "held", str(exc))
         except LitwatchError as exc:
@@ -326,8 +347,9 @@ class Worker:
                 break
         return ", ".join(pending) or None
 
-    def _digest(self, group: Group, now: dt.datetime, late: str | None = None) -> JobResult:
-        receipt = self.deliver(self.engine, self.settings, group, now=now)
+    def _digest(self, group: Group, now: dt.datetime, late: str | None = None,
+                since: dt.datetime | None = None) -> JobResult:
+        receipt = self.deliver(self.engine, self.settings, group, now=now, since=since)
         status = str(receipt.status)
         failed = bool(receipt.error) or status == "failed"
         message = describe_digest(receipt)
