@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from litwatch.cli import main
 from litwatch.config import Settings
 from litwatch.delivery import digest
+from litwatch.delivery import ledger as digest_ledger
 from litwatch.delivery.mail import SmtpMailer
 from litwatch.errors import InputError, StoreError
 from litwatch.files.groups import Group
@@ -266,17 +267,17 @@ def test_a_refused_recipient_sends_to_nobody_until_the_group_is_fixed(week: Engi
 @pytest.mark.parametrize("crash_at", ["accepted", "recorded"])
 def test_a_crash_after_the_server_accepted_never_sends_twice(week: Engine, smtp_sink: Sink, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch, crash_at: str) -> None:
-    real_set = digest._set
+    real_set = digest_ledger.set_row
 
     def crashing_set(engine: Engine, digest_id: int, **values: object) -> None:
         if values.get("status") == crash_at:
             raise StoreError("the database went away")
         real_set(engine, digest_id, **values)
 
-    monkeypatch.setattr(digest, "_set", crashing_set)
+    monkeypatch.setattr(digest_ledger, "set_row", crashing_set)
     with pytest.raises(StoreError):
         digest.deliver_group(week, settings(tmp_path), lab(), now=NOW, mailer=smtp(smtp_sink))
-    monkeypatch.setattr(digest, "_set", real_set)
+    monkeypatch.setattr(digest_ledger, "set_row", real_set)
     assert len(smtp_sink.received) == 1
     with week.begin() as conn:  # the lease of the crashed process ran out long ago
         conn.execute(models.table(models.Lease).delete())
