@@ -30,6 +30,7 @@ from litwatch.errors import InputError, StoreError
 from litwatch.files.groups import Group
 from litwatch.pipeline import ingest
 from litwatch.scheduling import jobs
+from litwatch.scheduling.plan import build_plan
 from litwatch.store import leases, models
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pubmed"
@@ -368,7 +369,7 @@ def test_without_smtp_the_outbox_is_the_delivery(week: Engine, tmp_path: Path) -
 
 def test_due_follows_the_schedule_in_the_group_timezone(week: Engine, smtp_sink: Sink, tmp_path: Path) -> None:
     group = lab()  # Mondays 07:00 Europe/Madrid
-    job = jobs.build_plan([], [group], []).digest_job(group.name)
+    job = build_plan([], [group], []).digest_job(group.name)
     worker = jobs.Worker(week, settings(tmp_path), clock=lambda: NOW)
     assert worker.is_due(job, NOW) and jobs.due_at(week, job) is None  # never sent: due at once
     digest.deliver_group(week, settings(tmp_path), group, now=NOW, mailer=smtp(smtp_sink))
