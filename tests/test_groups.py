@@ -83,6 +83,8 @@ def test_both_directions_link_a_query_to_a_group(tmp_path: Path) -> None:
     ('recipients = ["a@example.org"]\nschedule = "0 7 * *"',
      ["groups.toml:3: error: group 'headache-lab': schedule '0 7 * *' is not a valid cron expression"]),
     ('recipients = ["a@example.org"]\nschedule = "61 7 * * 1"', ["groups.toml:3: error:", "not a valid cron"]),
+    ('recipients = ["a@example.org"]\nschedule = "0 7 30 2 *"',  # 30 February: the scheduler could never send it
+     ["groups.toml:3: error: group 'headache-lab': schedule '0 7 30 2 *' is not a valid cron expression"]),
     ('recipients = ["a@example.org"]\nschedule = "*/30 * * * *"',
      ["groups.toml:3: warning: group 'headache-lab': schedule '*/30 * * * *' sends more than one digest a day"]),
     ('recipients = ["a@example.org"]\ntimezone = "Europe/Madird"',
