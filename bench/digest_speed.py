@@ -29,7 +29,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from litwatch.config import Settings
-from litwatch.delivery import digest
+from litwatch.delivery import contents, digest, render
 from litwatch.files.groups import Group
 from litwatch.files.vocab import load_vocabulary
 from litwatch.pipeline import ingest
@@ -111,8 +111,8 @@ def main() -> None:
         for group in groups:
             t0, c0 = time.perf_counter(), time.process_time()
             with engine.connect() as conn:
-                plan = digest.plan_digest(conn, group, now=NOW)
-                _view, message = digest.compose(conn, settings, group, plan, created=NOW,
+                plan = contents.plan_digest(conn, group, now=NOW)
+                _view, message = render.compose(conn, settings, group, plan, created=NOW,
                                                 message_id=f"<bench.{group.name}@example.org>")
             built.append(time.perf_counter() - t0)
             built_cpu.append(time.process_time() - c0)

@@ -33,6 +33,7 @@ from litwatch.config import Settings
 from litwatch.errors import StoreError
 from litwatch.pipeline import run as runner
 from litwatch.scheduling import daemon, jobs, schedules
+from litwatch.scheduling.plan import Job, JobPlan
 from litwatch.sources.eutils import EutilsClient
 from litwatch.store import engine as db
 from litwatch.store import models
@@ -260,8 +261,8 @@ def test_a_failing_job_is_logged_and_retried_at_its_next_time_without_stopping_t
     assert "query:endometriosis-genetics: ok" in caplog.text and "query:migraine-immunology: ok" in caplog.text
 
 
-def fast(plan: jobs.Plan, every: schedules.Schedule) -> jobs.Plan:
-    plan.jobs = [jobs.Job(j.kind, j.name, every, j.target) for j in plan.jobs]
+def fast(plan: JobPlan, every: schedules.Schedule) -> JobPlan:
+    plan.jobs = [Job(j.kind, j.name, every, j.target) for j in plan.jobs]
     return plan
 
 
@@ -344,6 +345,7 @@ TWO_SECOND_DAEMON = textwrap.dedent("""
     from litwatch.store import engine as db
     from litwatch.scheduling import jobs
     from litwatch.scheduling import schedules
+    from litwatch.scheduling.plan import Job
     from litwatch.config import load_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -355,7 +357,7 @@ TWO_SECOND_DAEMON = textwrap.dedent("""
 
     def load():
         plan = files()
-        plan.jobs = [jobs.Job(j.kind, j.name, every, j.target) for j in plan.jobs]
+        plan.jobs = [Job(j.kind, j.name, every, j.target) for j in plan.jobs]
         return plan
 
     d.load = load

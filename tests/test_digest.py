@@ -17,17 +17,21 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from fake_eutils import FakeEutils
 from smtp_sink import PASSWORD, Sink, free_port
 from sqlalchemy.engine import Engine
 
 from litwatch.cli import main
 from litwatch.config import Settings
 from litwatch.delivery import digest
+from litwatch.delivery import ledger as digest_ledger
 from litwatch.delivery.mail import SmtpMailer
 from litwatch.errors import InputError, StoreError
 from litwatch.files.groups import Group
 from litwatch.pipeline import ingest
-from litwatch.store import models
+from litwatch.scheduling import jobs
+from litwatch.scheduling.plan import build_plan
+from litwatch.store import leases, models
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pubmed"
 NOW = dt.datetime(2026, 3, 2, 7, 0, tzinfo=dt.UTC)  # a Monday, 08:00 in Madrid
@@ -264,17 +268,17 @@ def test_a_refused_recipient_sends_to_nobody_until_the_group_is_fixed(week: Engi
 @pytest.mark.parametrize("crash_at", ["accepted", "recorded"])
 def test_a_crash_after_the_server_accepted_never_sends_twice(week: Engine, smtp_sink: Sink, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch, crash_at: str) -> None:
-    real_set = digest._set
+    real_set = digest_ledger.set_row
 
     def crashing_set(engine: Engine, digest_id: int, **values: object) -> None:
         if values.get("status") == crash_at:
             raise StoreError("the database went away")
         real_set(engine, digest_id, **values)
 
-    monkeypatch.setattr(digest, "_set", crashing_set)
+    monkeypatch.setattr(digest_ledger, "set_row", crashing_set)
     with pytest.raises(StoreError):
         digest.deliver_group(week, settings(tmp_path), lab(), now=NOW, mailer=smtp(smtp_sink))
-    monkeypatch.setattr(digest, "_set", real_set)
+    monkeypatch.setattr(digest_ledger, "set_row", real_set)
     assert len(smtp_sink.received) == 1
     with week.begin() as conn:  # the lease of the crashed process ran out long ago
         conn.execute(models.table(models.Lease).delete())
@@ -365,11 +369,13 @@ def test_without_smtp_the_outbox_is_the_delivery(week: Engine, tmp_path: Path) -
 
 def test_due_follows_the_schedule_in_the_group_timezone(week: Engine, smtp_sink: Sink, tmp_path: Path) -> None:
     group = lab()  # Mondays 07:00 Europe/Madrid
-    assert digest.is_due(week, group, NOW)
+    job = build_plan([], [group], []).digest_job(group.name)
+    worker = jobs.Worker(week, settings(tmp_path), clock=lambda: NOW)
+    assert worker.is_due(job, NOW) and jobs.due_at(week, job) is None  # never sent: due at once
     digest.deliver_group(week, settings(tmp_path), group, now=NOW, mailer=smtp(smtp_sink))
-    assert digest.due_at(week, group) == dt.datetime(2026, 3, 9, 6, 0, tzinfo=dt.UTC)
-    assert not digest.is_due(week, group, dt.datetime(2026, 3, 9, 5, 59, tzinfo=dt.UTC))
-    assert digest.is_due(week, group, dt.datetime(2026, 3, 9, 6, 0, tzinfo=dt.UTC))
+    assert jobs.due_at(week, job) == dt.datetime(2026, 3, 9, 6, 0, tzinfo=dt.UTC)
+    assert not worker.is_due(job, dt.datetime(2026, 3, 9, 5, 59, tzinfo=dt.UTC))
+    assert worker.is_due(job, dt.datetime(2026, 3, 9, 6, 0, tzinfo=dt.UTC))
 
 
 def test_bad_input_raises(week: Engine, tmp_path: Path) -> None:
@@ -379,11 +385,12 @@ def test_bad_input_raises(week: Engine, tmp_path: Path) -> None:
         digest.deliver_group(week, Settings(mail_from="not an address"), lab(), now=NOW)
 
 
-def _cli(tmp_path: Path, database_url: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+def _cli(tmp_path: Path, database_url: str, *args: str, env: dict[str, str] | None = None,
+         group: str = "") -> tuple[int, str, str]:
     queries = tmp_path / "queries"
     queries.mkdir(exist_ok=True)
     (queries / "migraine-immunology.toml").write_text('term = "migraine[tiab]"\ngroups = ["headache-lab"]\n')
-    (queries / "groups.toml").write_text('[groups.headache-lab]\nrecipients = ["lab@example.org"]\n')
+    (queries / "groups.toml").write_text('[groups.headache-lab]\nrecipients = ["lab@example.org"]\n' + group)
     result = CliRunner().invoke(main, list(args), env={
         "LITWATCH_DATABASE_URL": database_url, "LITWATCH_QUERIES_DIR": str(queries),
         "LITWATCH_OUTBOX": str(tmp_path / "outbox"), **(env or {})})
@@ -403,10 +410,13 @@ def test_the_digest_command(week: Engine, database_url: str, tmp_path: Path) -> 
     dead = {"LITWATCH_SMTP_HOST": "127.0.0.1", "LITWATCH_SMTP_PORT": str(free_port()), "LITWATCH_SMTP_TLS": "none",
             "LITWATCH_SMTP_USER": "digest", "LITWATCH_SMTP_PASSWORD": PASSWORD}
     code, out, err = _cli(tmp_path, database_url, "digest", "--send", *since, env=dead)
-    assert code == 1 and "cannot connect" in err and "sent again on the next run" in err
+    assert code == 1 and "cannot connect" in err
+    assert "(it is sent again, unchanged, at the next scheduled time, Mon " in err and "now with --send --force)" in err
     assert PASSWORD not in out + err
+    code, out, _ = _cli(tmp_path, database_url, "digest", "--send", *since)  # a failed digest waits for its schedule
+    assert code == 0 and out.splitlines()[1].split()[:3] == ["headache-lab", "not", "due"]
 
-    code, out, err = _cli(tmp_path, database_url, "digest", "--send", *since)
+    code, out, err = _cli(tmp_path, database_url, "digest", "--send", "--force", *since)
     assert code == 0, err
     retried, status = out.splitlines()[1:3]
     assert retried.split()[:2] == ["headache-lab", "retried"] and retried.endswith(".eml")
@@ -414,6 +424,71 @@ def test_the_digest_command(week: Engine, database_url: str, tmp_path: Path) -> 
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
     code, out, _ = _cli(tmp_path, database_url, "digest", "--send")
     assert code == 0 and "not due" in out
+
+
+@pytest.fixture
+def fresh(store: Engine, fake_eutils: FakeEutils) -> Engine:
+    """Three of the lab's papers found an hour ago by the real clock, which the commands read; the
+    commands' E-utilities is the loopback fake (``run-due`` runs the saved query first: it finds nothing)."""
+    found(store, "migraine-immunology", [ERRATUM, UPDATED, GREEK], leases.utcnow() - dt.timedelta(hours=1))
+    return store
+
+
+def _eutils(fake: FakeEutils, **more: str) -> dict[str, str]:
+    return {"LITWATCH_EUTILS_URL": fake.url, "LITWATCH_EMAIL": "librarian@example.org", **more}
+
+
+def test_digest_send_and_run_due_agree_that_a_digest_that_failed_an_hour_ago_waits_for_its_schedule(
+        fresh: Engine, database_url: str, fake_eutils: FakeEutils, tmp_path: Path) -> None:
+    now = leases.utcnow()
+    fire = (now + dt.timedelta(days=3)).replace(hour=7, minute=0, second=0, microsecond=0)
+    weekly = f'schedule = "0 7 * * {fire.isoweekday() % 7}"\n'  # weekly, three days from now (the Wednesday example)
+    dead = {"LITWATCH_SMTP_HOST": "127.0.0.1", "LITWATCH_SMTP_PORT": str(free_port()), "LITWATCH_SMTP_TLS": "none"}
+    code, _, err = _cli(tmp_path, database_url, "digest", "--send", env=_eutils(fake_eutils, **dead), group=weekly)
+    assert code == 1 and "cannot connect" in err
+    with fresh.begin() as conn:
+        conn.execute(DIGESTS.update().values(created_at=now - dt.timedelta(hours=1)))
+
+    code, out, err = _cli(tmp_path, database_url, "digest", "--send", env=_eutils(fake_eutils), group=weekly)
+    assert code == 0, err
+    assert out.splitlines()[1].split()[:3] == ["headache-lab", "not", "due"]
+    assert out.splitlines()[1].endswith(f"next: {fire:%a} {fire.day} {fire:%b %H:%M}")
+    code, out, err = _cli(tmp_path, database_url, "run-due", env=_eutils(fake_eutils), group=weekly)
+    assert code == 0, err
+    assert "query:migraine-immunology: ok" in out and "digest:" not in out  # the digest was not due
+    assert [row[0] for row in ledger(fresh)] == ["failed"] and list((tmp_path / "outbox").glob("*.eml")) == []
+
+    code, out, err = _cli(tmp_path, database_url, "digest", "--send", "--force", env=_eutils(fake_eutils), group=weekly)
+    assert code == 0, err
+    assert out.splitlines()[1].split()[:2] == ["headache-lab", "retried"]
+    assert [row[0] for row in ledger(fresh)] == ["recorded", "empty"]
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+
+@pytest.mark.parametrize("first, second", [("digest --send", "run-due"), ("run-due", "digest --send")])
+def test_a_digest_sent_by_one_command_is_not_sent_again_by_the_other(
+        fresh: Engine, database_url: str, fake_eutils: FakeEutils, tmp_path: Path, first: str, second: str) -> None:
+    code, out, err = _cli(tmp_path, database_url, *first.split(), env=_eutils(fake_eutils))
+    assert code == 0, err
+    assert ("digest:headache-lab: sent: 3 papers" in out) if first == "run-due" else \
+        (out.splitlines()[1].split()[:3] == ["headache-lab", "sent", "3"])
+    code, out, err = _cli(tmp_path, database_url, *second.split(), env=_eutils(fake_eutils))
+    assert code == 0, err
+    assert ("query:migraine-immunology: ok" in out and "digest:" not in out) if second == "run-due" else \
+        (out.splitlines()[1].split()[:3] == ["headache-lab", "not", "due"])
+    assert [row[0] for row in ledger(fresh)] == ["recorded"]
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+
+def test_digest_send_and_run_due_take_the_same_lease(fresh: Engine, database_url: str, fake_eutils: FakeEutils,
+                                                     tmp_path: Path) -> None:
+    leases.acquire(fresh, "digest:headache-lab", holder="other-host:4242:ab", ttl=300, now=leases.utcnow())
+    code, out, err = _cli(tmp_path, database_url, "digest", "--send", env=_eutils(fake_eutils))
+    assert code == 1
+    assert "litwatch: error: group headache-lab: digest:headache-lab is held by other-host:4242:ab since " in err
+    code, out, err = _cli(tmp_path, database_url, "run-due", env=_eutils(fake_eutils))
+    assert "digest:headache-lab: held: digest:headache-lab is held by other-host:4242:ab since " in out
+    assert ledger(fresh) == [] and not (tmp_path / "outbox").exists()
 
 
 def _png_size(path: Path) -> tuple[int, int]:

@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from litwatch.cli import main
 from litwatch.delivery import export
+from litwatch.errors import InputError
 from litwatch.pipeline import ingest
 from litwatch.records import AbstractSection, Author, Keyword, PaperRecord
 from litwatch.sources.pubmed_xml import iter_records
@@ -282,3 +284,19 @@ def test_export_problems_are_one_line(cli: CliRunner, tmp_path: Path) -> None:
     assert "no paper is tagged 'nothing'" in result.stderr
     result = cli.invoke(main, ["export", "--format", "xml"])
     assert result.exit_code == 2
+
+
+def test_an_export_that_fails_midway_leaves_the_earlier_file_whole(abeta: Paper, tmp_path: Path) -> None:
+    out = tmp_path / "papers.ris"
+    out.write_text("last week's export\n", encoding="utf-8")
+
+    def disk_fills_up() -> Iterator[Paper]:
+        yield abeta
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(InputError, match=r"cannot write .*papers\.ris: No space left on device; fix: "):
+        export.write_file("ris", disk_fills_up(), out)
+    assert out.read_text(encoding="utf-8") == "last week's export\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["papers.ris"]  # no temporary file left behind
+    assert export.write_file("ris", [abeta], out) == 1
+    assert [dict(r)["AN"] for r in read_ris(out.read_text(encoding="utf-8"))] == [str(abeta.pmid)]

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from litwatch.cli import main
-from litwatch.files.groups import Group, check_recipient, load_groups, next_delivery
+from litwatch.files.groups import Group, check_recipient, load_groups
+from litwatch.scheduling import schedules
 from litwatch.files.queries import load_queries
 
 SHIPPED = Path(__file__).resolve().parents[1] / "queries"
@@ -82,6 +83,8 @@ def test_both_directions_link_a_query_to_a_group(tmp_path: Path) -> None:
     ('recipients = ["a@example.org"]\nschedule = "0 7 * *"',
      ["groups.toml:3: error: group 'headache-lab': schedule '0 7 * *' is not a valid cron expression"]),
     ('recipients = ["a@example.org"]\nschedule = "61 7 * * 1"', ["groups.toml:3: error:", "not a valid cron"]),
+    ('recipients = ["a@example.org"]\nschedule = "0 7 30 2 *"',  # 30 February: the scheduler could never send it
+     ["groups.toml:3: error: group 'headache-lab': schedule '0 7 30 2 *' is not a valid cron expression"]),
     ('recipients = ["a@example.org"]\nschedule = "*/30 * * * *"',
      ["groups.toml:3: warning: group 'headache-lab': schedule '*/30 * * * *' sends more than one digest a day"]),
     ('recipients = ["a@example.org"]\ntimezone = "Europe/Madird"',
@@ -148,13 +151,19 @@ def test_recipient_addresses(recipient: str, ok: bool) -> None:
     assert (check_recipient(recipient) is None) is ok
 
 
+def next_delivery(group: Group, after: dt.datetime) -> dt.datetime | None:
+    """When the scheduler sends the group's next digest: its cron read in its own timezone."""
+    return schedules.next_fire(schedules.parse(group.schedule, group.timezone), after)
+
+
 def test_the_schedule_is_standard_cron_in_the_group_timezone() -> None:
     madrid = Group("g", ("a@example.org",), (), timezone="Europe/Madrid")
     # Mondays 07:00 Madrid: 06:00 UTC in winter, 05:00 UTC after the clocks go forward (29 March 2026)
     assert next_delivery(madrid, dt.datetime(2026, 3, 2, 6, 0, tzinfo=dt.UTC)) == dt.datetime(2026, 3, 9, 6, 0, tzinfo=dt.UTC)
     assert next_delivery(madrid, dt.datetime(2026, 3, 27, tzinfo=dt.UTC)) == dt.datetime(2026, 3, 30, 5, 0, tzinfo=dt.UTC)
     sunday = Group("g", ("a@example.org",), (), schedule="0 7 * * 0")
-    assert next_delivery(sunday, dt.datetime(2026, 3, 2, tzinfo=dt.UTC)).strftime("%A %H:%M") == "Sunday 07:00"
+    nxt = next_delivery(sunday, dt.datetime(2026, 3, 2, tzinfo=dt.UTC))
+    assert nxt is not None and nxt.strftime("%A %H:%M") == "Sunday 07:00"
 
 
 def test_queries_check_reports_groups_toml_at_file_and_line(tmp_path: Path) -> None:

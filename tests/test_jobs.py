@@ -27,6 +27,7 @@ from litwatch.config import Settings
 from litwatch.files.queries import SavedQuery
 from litwatch.pipeline import run as runner
 from litwatch.scheduling import jobs
+from litwatch.scheduling.plan import JobPlan, build_plan
 from litwatch.sources.eutils import EutilsClient
 from litwatch.store import leases, models
 
@@ -67,7 +68,8 @@ class Deliveries:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dt.datetime]] = []
 
-    def __call__(self, engine: Engine, settings: Settings, group: Any, *, now: dt.datetime) -> Any:
+    def __call__(self, engine: Engine, settings: Settings, group: Any, *, now: dt.datetime,
+                 since: dt.datetime | None = None) -> Any:
         self.calls.append((group.name, now))
         with engine.begin() as conn:
             conn.execute(models.table(models.Digest).insert().values(
@@ -83,8 +85,8 @@ def saved_query(name: str, folder: Path = Path("queries")) -> SavedQuery:
                       start=dt.date(2026, 10, 1), groups=(), path=folder / f"{name}.toml")
 
 
-def plan_of(*groups: Group) -> jobs.Plan:
-    return jobs.build_plan([saved_query(n) for n in sorted(TERMS)], groups, [])
+def plan_of(*groups: Group) -> JobPlan:
+    return build_plan([saved_query(n) for n in sorted(TERMS)], groups, [])
 
 
 def fill_pubmed(fake: FakeEutils, first: dt.date, days: int) -> dict[str, dict[int, dt.date]]:

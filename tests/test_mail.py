@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+import os
 import shutil
 import ssl
 import subprocess
@@ -170,3 +171,21 @@ def test_settings_choose_smtp_or_the_outbox(tmp_path: Path) -> None:
     smtp = mailer_from_settings(Settings(smtp_host="mail.example.org", smtp_tls="ssl", smtp_password=PASSWORD))
     assert isinstance(smtp, SmtpMailer) and smtp.port == 465
     assert PASSWORD not in repr(smtp)
+
+
+def test_an_outbox_write_that_fails_midway_leaves_no_half_message(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    outbox = tmp_path / "outbox"
+    real_fsync = os.fsync
+    calls = []
+
+    def disk_fills_up(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 2:  # the .html went through; the .eml does not
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", disk_fills_up)
+    with pytest.raises(MailError, match="cannot write the digest to the outbox .*: No space left on device"):
+        OutboxMailer(outbox).send(message())
+    assert [p.suffix for p in outbox.iterdir()] == [".html"]  # no .eml, whole or partial, and no temporary file

@@ -372,18 +372,21 @@ def _local(when: dt.datetime | None, group: groups_mod.Group) -> str:
 @click.option("--group", "names", multiple=True, metavar="NAME", help="Only this group (repeatable).")
 @click.option("--preview", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Write what would be sent (.html, .txt, .eml) to DIR; the ledger is not touched.")
-@click.option("--send", is_flag=True, help="Send the digests that are due (and retry any that failed).")
+@click.option("--send", is_flag=True, help="Send the digests that are due, exactly as `litwatch run-due` would.")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]),
               help="Take papers found since this date (UTC) instead of since the last digest.")
-@click.option("--force", is_flag=True, help="With --send: send even if the group's schedule has not come round.")
+@click.option("--force", is_flag=True,
+              help="With --send: send now even if the group's schedule has not come round (retries a failed digest).")
 @pass_ctx
 def digest_command(ctx: _Context, names: tuple[str, ...], preview: Path | None, send: bool,
                    since: dt.datetime | None, force: bool) -> None:
     """Digests of new papers for the research groups in groups.toml.
 
-    Without --send or --preview, shows each group's state. Each paper goes to a group once; a
-    digest whose send failed is sent again, unchanged, on the next run. Exit 0 when all went
-    well, 1 if a send failed, 2 for invalid input (groups.toml, options).
+    Without --send or --preview, shows each group's state. Each paper goes to a group once.
+    --send runs the scheduler's digest job: due when the group's schedule fired since its last
+    digest (sent, empty or failed); a digest whose send failed is sent again, unchanged, when the
+    schedule next fires, or at once with --force. Exit 0 when all went well, 1 if a send failed,
+    2 for invalid input (groups.toml, options).
     """
     if preview is not None and send:
         raise InputError("--preview and --send do not go together: preview first, then send")
@@ -408,15 +411,17 @@ def digest_command(ctx: _Context, names: tuple[str, ...], preview: Path | None, 
             click.echo(f"{group.name}: " + (", ".join(map(str, paths)) if paths else "nothing new: nothing would be sent"))
     elif send:
         mailer = mailer_from_settings(settings)
+        job_plan, worker = jobs.load_plan(settings, today=now.date()), jobs.Worker(engine, settings)
         rows: list[Sequence[object]] = []
         for group in selected:
-            if not force and not digest_mod.is_due(engine, group, now):
-                rows.append((group.name, "not due", 0, 0, 0, f"next: {_local(digest_mod.due_at(engine, group), group)}"))
+            job = job_plan.digest_job(group.name)
+            result = worker.run(job_plan, job, force=force, since=start)
+            r = result.receipt
+            if result.status == "not-due":
+                rows.append((group.name, "not due", 0, 0, 0, f"next: {_local(jobs.due_at(engine, job), group)}"))
                 continue
-            try:
-                r = digest_mod.deliver_group(engine, settings, group, now=now, mailer=mailer, since=start)
-            except LitwatchError as exc:
-                click.echo(f"litwatch: error: group {group.name}: {exc}", err=True)
+            if r is None:
+                click.echo(f"litwatch: error: group {group.name}: {result.message}", err=True)
                 failed = True
                 continue
             for earlier in r.recovered_ids:
@@ -424,16 +429,19 @@ def digest_command(ctx: _Context, names: tuple[str, ...], preview: Path | None, 
             rows.append((group.name, r.status, r.papers, r.overflow, r.retraction_notices, _where(mailer, r.message_id)))
             if r.error:
                 failed = True
-                click.echo(f"litwatch: error: group {group.name}: {r.error} (it is sent again on the next run)", err=True)
+                retry = _local(jobs.due_at(engine, job), group)
+                click.echo(f"litwatch: error: group {group.name}: {r.error} (it is sent again, unchanged, at the next "
+                           f"scheduled time, {retry}, or now with --send --force)", err=True)
         click.echo(_table(("group", "status", "papers", "overflow", "retractions", "message"), rows))
     else:
         pending = digest_mod.pending_digests(engine, [g.name for g in selected])
+        job_plan = jobs.load_plan(settings, today=now.date())
         status_rows: list[Sequence[object]] = []
         with engine.connect() as conn:
             for group in selected:
                 plan = digest_mod.plan_digest(conn, group, now=now, since=start)
                 status_rows.append((group.name, len(group.recipients), ", ".join(group.queries) or "-",
-                                    f"{group.schedule} {group.timezone}", _local(digest_mod.due_at(engine, group), group),
+                                    f"{group.schedule} {group.timezone}", _local(jobs.due_at(engine, job_plan.digest_job(group.name)), group),
                                     len(plan.papers) + len(plan.overflow), len(plan.notices), pending.get(group.name, 0)))
         click.echo(_table(("group", "recipients", "queries", "schedule", "next", "new", "retractions", "to retry"),
                           status_rows))
@@ -640,15 +648,7 @@ def _export_command(engine: Engine, fmt: str, filters: _search.Filters, output: 
     if output is None:
         count = _export.write(fmt, papers, sys.stdout)
     else:
-        partial = output.with_name(output.name + ".partial")
-        try:
-            with partial.open("w", encoding="utf-8", newline="") as handle:
-                count = _export.write(fmt, papers, handle)
-            partial.replace(output)
-        except OSError as exc:
-            raise InputError(f"cannot write {output}: {exc.strerror}") from exc
-        finally:
-            partial.unlink(missing_ok=True)
+        count = _export.write_file(fmt, papers, output)
         click.echo(f"exported {count} paper(s) to {output} ({fmt})", err=True)
     if not count:
         click.echo(f"litwatch: {_explain_empty(engine, filters)}", err=True)

@@ -16,9 +16,11 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from litwatch.errors import InputError
+from litwatch.files.atomic import replacing
 from litwatch.records import Author
 from litwatch.store.stored import StoredPaper
 
@@ -285,6 +287,15 @@ def write(fmt: str, papers: Iterable[StoredPaper], out: TextIO) -> int:
     except KeyError:
         raise InputError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}") from None
     return writer(papers, out)
+
+
+def write_file(fmt: str, papers: Iterable[StoredPaper], path: Path) -> int:
+    """Write ``papers`` to the file ``path`` in ``fmt``: the file is whole or, on an error, as it was."""
+    try:
+        with replacing(path, encoding="utf-8", newline="") as handle:
+            return write(fmt, papers, handle)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}; fix: check the folder exists and is writable") from exc
 
 
 def _clip(text: str, width: int) -> str:

@@ -15,7 +15,6 @@ import base64
 import email.policy
 import email.utils
 import logging
-import os
 import re
 import smtplib
 import socket
@@ -26,6 +25,7 @@ from typing import Protocol
 
 from litwatch.config import Settings
 from litwatch.errors import MailError
+from litwatch.files.atomic import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +73,6 @@ def file_stem(message: EmailMessage) -> str:
 def html_part(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("html",))
     return "" if part is None else str(part.get_content())
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write a file so that it is either whole or absent, even if the process dies midway."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _text(reply: bytes | str) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import email.utils
+import itertools
 import re
 import tomllib
 from collections.abc import Collection, Sequence
@@ -29,18 +30,18 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-
 from litwatch.files import toml_lines
 from litwatch.files.queries import Problem, SavedQuery, Severity
+from litwatch.scheduling import schedules
 
-DEFAULT_SCHEDULE = "0 7 * * 1"
+DEFAULT_SCHEDULE = schedules.DEFAULT_DIGEST_SCHEDULE
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_MAX_PAPERS = 50
 GROUP_KEYS = ("recipients", "queries", "tags", "schedule", "timezone", "max_papers", "notify_empty", "group_by")
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_A_MONDAY = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)  # any start works for this check
 _LARGE_DIGEST = 60  # papers; past this the HTML passes ~100 KB and Gmail clips the message
 
 
@@ -61,14 +62,6 @@ class Group:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-
-def next_delivery(group: Group, after: dt.datetime) -> dt.datetime:
-    """The first scheduled time strictly after ``after`` (aware), in UTC; cron read in the group's zone."""
-    start = after.astimezone(group.zone)
-    nxt = croniter(group.schedule, start).get_next(dt.datetime)
-    assert isinstance(nxt, dt.datetime)
-    return nxt.astimezone(dt.UTC)
 
 
 def _type_name(value: object) -> str:
@@ -205,14 +198,14 @@ def _check_group(name: str, body: Any, checker: _Checker, known_queries: dict[st
     if not isinstance(schedule, str):
         checker.report(line(name, "schedule"), "error", f"group {name!r}: 'schedule' must be a cron string, "
                        f"not {_type_name(schedule)}; fix: write e.g. schedule = \"0 7 * * 1\" (Mondays 07:00)")
-    elif len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+    elif schedules.problem(schedule) is not None:
         checker.report(line(name, "schedule"), "error", f"group {name!r}: schedule {schedule!r} is not a "
                        "valid cron expression; fix: use 5 fields 'minute hour day-of-month month "
                        "day-of-week' (0 or 7 = Sunday), e.g. \"0 7 * * 1\" for Mondays 07:00")
     else:
-        itr = croniter(schedule, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
-        first, second = itr.get_next(dt.datetime), itr.get_next(dt.datetime)
-        if second - first < dt.timedelta(hours=23):
+        fires = list(itertools.islice(schedules.fires(schedules.parse(schedule), _A_MONDAY, _A_MONDAY
+                                                      + dt.timedelta(days=14)), 2))
+        if len(fires) == 2 and fires[1] - fires[0] < dt.timedelta(hours=23):
             checker.report(line(name, "schedule"), "warning", f"group {name!r}: schedule {schedule!r} sends "
                            "more than one digest a day; fix: send daily or weekly, e.g. \"0 7 * * 1\"")
 

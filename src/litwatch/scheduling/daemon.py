@@ -38,6 +38,7 @@ from apscheduler.triggers.base import BaseTrigger
 from litwatch.config import Settings
 from litwatch.errors import LitwatchError
 from litwatch.scheduling import jobs, schedules
+from litwatch.scheduling.plan import JobPlan, load_plan
 from litwatch.store import engine as db
 
 log = logging.getLogger("litwatch.scheduling.daemon")
@@ -113,7 +114,7 @@ class Daemon:
         self,
         worker: jobs.Worker,
         *,
-        load: Callable[[], jobs.Plan],
+        load: Callable[[], JobPlan],
         watch: Callable[[], object] = lambda: None,
         watch_interval: float = 10.0,
         db_retry: tuple[float, float] = (1.0, 300.0),
@@ -123,7 +124,7 @@ class Daemon:
         self.watch = watch
         self.watch_interval = watch_interval
         self.db_retry = db_retry
-        self.plan = jobs.Plan()
+        self.plan = JobPlan()
         self.scheduler = BlockingScheduler(
             timezone=dt.UTC,
             executors={"default": ThreadPoolExecutor(1)},
@@ -137,8 +138,8 @@ class Daemon:
     def from_settings(cls, worker: jobs.Worker, settings: Settings, *, watch_interval: float = 10.0) -> Daemon:
         """The daemon over the files in ``settings.queries_dir`` (queries, groups.toml, vocab/)."""
 
-        def load() -> jobs.Plan:
-            return jobs.load_plan(settings, today=worker.clock().astimezone(dt.UTC).date())
+        def load() -> JobPlan:
+            return load_plan(settings, today=worker.clock().astimezone(dt.UTC).date())
 
         def watch() -> object:
             return jobs.files_signature(settings.queries_dir), jobs.files_signature(settings.vocab_dir)

@@ -1,21 +1,16 @@
-"""Scheduled work: what is due at a given moment, and running it once, under a lease.
+"""Scheduled work: running a job once, under its lease, when it is due (plan.py says which are due).
 
-One core, two drivers. ``litwatch run-due`` (cron, a systemd timer) calls :meth:`Worker.run_due`
+One core, three drivers. ``litwatch run-due`` (cron, a systemd timer) calls :meth:`Worker.run_due`
 once and exits; ``litwatch schedule`` (daemon.py) calls it at start to catch up, then
-:meth:`Worker.run` for each job when its trigger fires. Both read the clock they are given.
-
-A *job* is a saved query (``query:<name>``: fetch, store, tag) or a group's digest
-(``digest:<group>``). A job is due when its schedule fired after its last attempt: for a query the
-later of its last success (``query_state.last_success_at``) and its last failed run; for a digest
-the group's newest digest that was sent, failed or empty (one a crash left half-done does not
-count, so it is finished at once). A job never attempted is due at once.
-A failed job is therefore retried at its next fire time, and a downtime of any length makes each
-job due exactly once; the query's watermark makes that one run cover the whole gap.
+:meth:`Worker.run` for each job when its trigger fires; ``litwatch digest --send`` calls
+:meth:`Worker.run` on each group's digest job (``force`` for ``--force``). All read the clock
+they are given.
 
 Every job runs under the lease of the same name (leases.py), and whether it is still due is
-decided again once the lease is held: two daemons, two ``run-due`` processes or a daemon and a
-manual ``litwatch run`` never run a job at the same time, and never twice for one fire time.
-Queries run before digests, so a digest goes out with what its queries just found.
+decided again once the lease is held: two daemons, two ``run-due`` processes, a daemon and a
+manual ``litwatch run`` or ``litwatch digest --send`` never run a job at the same time, and never
+twice for one fire time. Queries run before digests, so a digest goes out with what its queries
+just found.
 """
 
 from __future__ import annotations
@@ -24,84 +19,40 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from litwatch.clock import Clock, utc, utcnow
+from litwatch.clock import Clock, utcnow
 from litwatch.config import Settings
 from litwatch.errors import InputError, LitwatchError, LockHeldError
-from litwatch.files.groups import load_groups
-from litwatch.files.queries import Problem, SavedQuery, load_queries
+from litwatch.files.queries import SavedQuery
 from litwatch.pipeline import run as runner
 from litwatch.pipeline.run import Eutils, Receipt
 from litwatch.scheduling import schedules
-from litwatch.store import leases, models
+from litwatch.scheduling.plan import Group, Job, JobPlan, last_attempt
+from litwatch.scheduling.plan import (
+    due_at as due_at,  # the CLI's names: jobs.load_plan, ...
+)
+from litwatch.scheduling.plan import load_plan as load_plan
+from litwatch.scheduling.plan import next_due as next_due
+from litwatch.store import leases
 from litwatch.tagging.tagger import Tagger
 
 log = logging.getLogger(__name__)
 
 Report = Callable[["JobResult"], None]
-query_state = models.table(models.QueryState)
-runs = models.table(models.Run)
-digests = models.table(models.Digest)
-UNFINISHED_DIGEST = ("prepared", "accepted")  # a crash left these; deliver_group finishes them
-
-
-class Group(Protocol):
-    """What the scheduler reads of a litwatch.files.groups.Group (tests pass stand-ins)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def schedule(self) -> str | None: ...
-    @property
-    def timezone(self) -> str: ...
-    @property
-    def queries(self) -> Sequence[str]: ...
 
 
 class Deliver(Protocol):
     """litwatch.delivery.digest.deliver_group, or a stand-in: returns a DigestReceipt."""
 
-    def __call__(self, engine: Engine, settings: Settings, group: Any, *, now: dt.datetime) -> Any: ...
+    def __call__(self, engine: Engine, settings: Settings, group: Any, *, now: dt.datetime,
+                 since: dt.datetime | None = None) -> Any: ...
 
-
-@dataclass(frozen=True)
-class Job:
-    kind: Literal["query", "digest"]
-    name: str
-    schedule: schedules.Schedule
-    target: SavedQuery | Group
-
-    @property
-    def key(self) -> str:
-        """The job's id in the daemon and the name of its lease."""
-        return f"{self.kind}:{self.name}"
-
-
-@dataclass
-class Plan:
-    """The jobs the query and group files define, and every problem found in those files."""
-
-    queries: list[SavedQuery] = field(default_factory=list)
-    groups: list[Group] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    jobs: list[Job] = field(default_factory=list)
-
-    def job(self, key: str) -> Job | None:
-        return next((j for j in self.jobs if j.key == key), None)
-
-    def feeding(self, group: str) -> list[Job]:
-        """The query jobs that feed ``group`` (listed in the group or naming it in their file)."""
-        target = next((g for g in self.groups if g.name == group), None)
-        names = set(target.queries if target is not None else ()) | {
-            q.name for q in self.queries if group in q.groups}
-        return [j for j in self.jobs if j.kind == "query" and j.name in names]
 
 
 @dataclass(frozen=True)
@@ -119,62 +70,6 @@ class JobResult:
 
     def line(self) -> str:
         return f"{self.job}: {self.status}: {self.message}"
-
-
-def build_plan(queries: Iterable[SavedQuery], groups: Iterable[Group], problems: Iterable[Problem], *,
-               groups_file: Path = Path("groups.toml")) -> Plan:
-    """Turn loaded queries and groups into jobs; a schedule the scheduler cannot read disables its job."""
-    plan = Plan(list(queries), list(groups), list(problems))
-    for query in plan.queries:
-        try:
-            schedule = schedules.parse(query.schedule, default=schedules.DEFAULT_QUERY_SCHEDULE)
-        except ValueError as exc:
-            plan.problems.append(Problem(query.path, None, f"{exc}; this query is not scheduled", "error"))
-            continue
-        plan.jobs.append(Job("query", query.name, schedule, query))
-    for group in plan.groups:
-        try:
-            schedule = schedules.parse(group.schedule, group.timezone or "UTC",
-                                       default=schedules.DEFAULT_DIGEST_SCHEDULE)
-        except ValueError as exc:
-            plan.problems.append(Problem(groups_file, None,
-                                         f"group {group.name}: {exc}; its digest is not scheduled", "error"))
-            continue
-        plan.jobs.append(Job("digest", group.name, schedule, group))
-    return plan
-
-
-def load_plan(settings: Settings, *, today: dt.date) -> Plan:
-    """Read the query files and ``groups.toml``; a file with an error disables only what it defines."""
-    queries, problems = load_queries(settings.queries_dir, today=today)
-    groups, group_problems = load_groups(settings.groups_file, queries)
-    return build_plan(queries, groups, problems + group_problems, groups_file=settings.groups_file)
-
-
-def last_attempt(engine: Engine, job: Job) -> dt.datetime | None:
-    """When ``job`` last finished, successfully or not; None if never (an interrupted run does not count)."""
-    with engine.connect() as conn:
-        if job.kind == "query":
-            success = conn.execute(sa.select(query_state.c.last_success_at)
-                                   .where(query_state.c.query_name == job.name)).scalar_one_or_none()
-            failure = conn.execute(sa.select(sa.func.max(runs.c.finished_at))
-                                   .where(runs.c.query_name == job.name, runs.c.status == "failed")).scalar()
-            found = [utc(t) for t in (success, failure) if t is not None]
-            return max(found, default=None)
-        newest = conn.execute(
-            sa.select(sa.func.max(digests.c.created_at))
-            .where(digests.c.group_name == job.name, digests.c.status.not_in(UNFINISHED_DIGEST))
-        ).scalar()
-        return utc(newest) if newest is not None else None
-
-
-def next_due(plan: Plan, now: dt.datetime) -> tuple[dt.datetime, list[Job]] | None:
-    """When a schedule fires next after ``now``, and every job that fires then (queries first)."""
-    upcoming = [(fire, job) for job in plan.jobs if (fire := schedules.next_fire(job.schedule, now)) is not None]
-    if not upcoming:
-        return None
-    first = min(fire for fire, _job in upcoming)
-    return first, [job for fire, job in upcoming if fire == first]
 
 
 def describe_receipt(receipt: Receipt) -> str:
@@ -198,12 +93,13 @@ def describe_digest(receipt: Any) -> str:
     return text if not receipt.error else f"{text}; error: {receipt.error}"
 
 
-def _deliver_group(engine: Engine, settings: Settings, group: Any, *, now: dt.datetime) -> Any:
+def _deliver_group(engine: Engine, settings: Settings, group: Any, *, now: dt.datetime,
+                   since: dt.datetime | None = None) -> Any:
     from litwatch.delivery.digest import (
         deliver_group,  # imported when a digest is due: Jinja2 and mail are not needed before
     )
 
-    return deliver_group(engine, settings, group, now=now)
+    return deliver_group(engine, settings, group, now=now, since=since)
 
 
 @dataclass
@@ -250,22 +146,22 @@ class Worker:
     def is_due(self, job: Job, now: dt.datetime | None = None) -> bool:
         return schedules.is_due(job.schedule, last_attempt(self.engine, job), now or self.clock())
 
-    def due(self, plan: Plan) -> list[Job]:
+    def due(self, plan: JobPlan) -> list[Job]:
         """The jobs due now, queries first."""
         now = self.clock()
         return [job for job in plan.jobs if self.is_due(job, now)]
 
-    def run_due(self, plan: Plan, report: Report | None = None) -> list[JobResult]:
+    def run_due(self, plan: JobPlan, report: Report | None = None) -> list[JobResult]:
         """Run every job that is due now, queries before digests; ``report`` hears of each as it ends."""
         return self._run_each(plan, self.due(plan), report)
 
-    def run_with_feeders(self, plan: Plan, job: Job, report: Report | None = None) -> list[JobResult]:
+    def run_with_feeders(self, plan: JobPlan, job: Job, report: Report | None = None) -> list[JobResult]:
         """``job``, and for a digest first the due queries that feed it (fetch before sending)."""
         feeders = plan.feeding(job.name) if job.kind == "digest" else []
         todo = [q for q in feeders if not self.stopping.is_set() and self.is_due(q)] + [job]
         return self._run_each(plan, todo, report)
 
-    def _run_each(self, plan: Plan, todo: Sequence[Job], report: Report | None) -> list[JobResult]:
+    def _run_each(self, plan: JobPlan, todo: Sequence[Job], report: Report | None) -> list[JobResult]:
         results = []
         for job in todo:
             if self.stopping.is_set():
@@ -275,20 +171,23 @@ class Worker:
                 report(results[-1])
         return results
 
-    def run(self, plan: Plan, job: Job) -> JobResult:
-        """Run ``job`` if it is still due once its lease is held; never raises."""
+    def run(self, plan: JobPlan, job: Job, *, force: bool = False, since: dt.datetime | None = None) -> JobResult:
+        """Run ``job`` if it is still due once its lease is held (``force``: due or not); never raises.
+
+        ``since`` (digests only) takes the papers found since then instead of since the last digest.
+        """
         try:
             with leases.hold(self.engine, job.key, ttl=self.lease_ttl, clock=self.clock) as lease:
                 now = self.clock()
                 last = last_attempt(self.engine, job)
-                if not schedules.is_due(job.schedule, last, now):
+                if not force and not schedules.is_due(job.schedule, last, now):
                     assert last is not None
                     return JobResult(job.key, "not-due", f"last ran {last:%Y-%m-%d %H:%M:%S} UTC; next at "
                                      f"{_when(schedules.next_fire(job.schedule, last))}")
                 if isinstance(job.target, SavedQuery):
                     return self._query(job.target, lease, now)
                 late = self._wait_for_feeders(plan, job)
-                return self._digest(job.target, self.clock(), late)
+                return self._digest(job.target, self.clock(), late, since)
         except LockHeldError as exc:
             return JobResult(job.key, "held", str(exc))
         except LitwatchError as exc:  # database errors too: the engine turns them into StoreError
@@ -306,7 +205,7 @@ class Worker:
         return JobResult(f"query:{query.name}", "ok" if receipt.ok else "failed",
                          describe_receipt(receipt), receipt)
 
-    def _wait_for_feeders(self, plan: Plan, job: Job) -> str | None:
+    def _wait_for_feeders(self, plan: JobPlan, job: Job) -> str | None:
         """Wait until no other process runs a query that feeds this digest (at most ``feeder_wait``
         seconds), so the digest carries what that run finds; returns which queries are still held."""
         deadline = time.monotonic() + self.feeder_wait
@@ -319,8 +218,9 @@ class Worker:
                 break
         return ", ".join(pending) or None
 
-    def _digest(self, group: Group, now: dt.datetime, late: str | None = None) -> JobResult:
-        receipt = self.deliver(self.engine, self.settings, group, now=now)
+    def _digest(self, group: Group, now: dt.datetime, late: str | None = None,
+                since: dt.datetime | None = None) -> JobResult:
+        receipt = self.deliver(self.engine, self.settings, group, now=now, since=since)
         status = str(receipt.status)
         failed = bool(receipt.error) or status == "failed"
         message = describe_digest(receipt)

@@ -1,0 +1,102 @@
+"""What a group's next digest holds: the papers new to it, the ones held over, and retraction notices.
+
+What goes in: papers that one of the group's saved queries found since the group's last digest
+(with a two-day overlap, so a run that committed late is not missed) and that no digest of the
+group holds yet, filtered by the group's tags; papers that did not fit last time come first. A
+paper the group was sent that has since been retracted gets a notice. Reads only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from litwatch.clock import utc
+from litwatch.files.groups import Group
+from litwatch.store import models
+
+digests = models.table(models.Digest)
+items = models.table(models.DigestItem)
+hits = models.table(models.QueryHit)
+papers = models.table(models.Paper)
+corrections = models.table(models.Correction)
+tags = models.table(models.PaperTag)
+
+OVERLAP = dt.timedelta(days=2)
+FIRST_LOOKBACK = dt.timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class DigestContents:
+    """The papers chosen for one digest, oldest arrival first; ``overflow`` waits for the next one."""
+
+    covers_from: dt.datetime
+    covers_to: dt.datetime
+    papers: tuple[int, ...]
+    overflow: tuple[int, ...]
+    notices: tuple[int, ...]
+    carried: int
+    already_retracted: tuple[int, ...] = ()
+    new_by_query: dict[str, int] | None = None  # papers (shown or overflow) each query found
+
+    @property
+    def empty(self) -> bool:
+        return not self.papers and not self.notices
+
+
+def _retracted() -> sa.ColumnElement[bool]:
+    return sa.or_(papers.c.retracted.is_(True), sa.exists().where(
+        corrections.c.paper_pmid == papers.c.pmid, corrections.c.ref_type == "RetractionIn"))
+
+
+def plan_digest(conn: Connection, group: Group, *, now: dt.datetime, since: dt.datetime | None = None) -> DigestContents:
+    """Choose what the group's next digest holds; reads only."""
+    last = conn.execute(sa.select(sa.func.max(digests.c.covers_to)).where(
+        digests.c.group_name == group.name, digests.c.status.in_(("recorded", "empty")))).scalar()
+    if since is not None:
+        covers_from = lookback = utc(since)
+    elif last is not None:
+        covers_from = utc(last)
+        lookback = covers_from - OVERLAP
+    else:
+        covers_from = lookback = now - FIRST_LOOKBACK
+    sent = sa.exists().where(items.c.group_name == group.name, items.c.item_kind == "paper",
+                             items.c.paper_pmid == hits.c.paper_pmid)
+    carried_q = (sa.select(items.c.paper_pmid).join(digests, digests.c.id == items.c.digest_id)
+                 .where(items.c.group_name == group.name, items.c.item_kind == "overflow",
+                        digests.c.status == "recorded"))
+    arrival = sa.func.min(hits.c.first_found_at)
+    held = sa.case((hits.c.paper_pmid.in_(carried_q), 0), else_=1).label("held")
+    found_by = [sa.func.max(sa.case((hits.c.query_name == q, 1), else_=0)) for q in group.queries]
+    recent = sa.select(hits.c.paper_pmid).where(hits.c.query_name.in_(group.queries), hits.c.first_found_at > lookback)
+    candidates = (sa.select(hits.c.paper_pmid, held, *found_by, sa.type_coerce(arrival, sa.Text).label("arrival"))
+                  .join(papers, papers.c.pmid == hits.c.paper_pmid)
+                  .where(hits.c.query_name.in_(group.queries),
+                         sa.or_(hits.c.paper_pmid.in_(recent), hits.c.paper_pmid.in_(carried_q)),
+                         papers.c.deleted_at.is_(None), ~sent)
+                  .group_by(hits.c.paper_pmid)
+                  .having(sa.or_(arrival > lookback, hits.c.paper_pmid.in_(carried_q)), arrival <= now)
+                  .order_by(sa.literal_column("held"), sa.literal_column("arrival"), hits.c.paper_pmid))
+    if group.tags:
+        candidates = candidates.where(sa.exists().where(
+            tags.c.paper_pmid == hits.c.paper_pmid,
+            sa.func.lower(tags.c.tag).in_([t.lower() for t in group.tags])))
+    rows = conn.execute(candidates).all() if group.queries else []
+    chosen = tuple(r[0] for r in rows[: group.max_papers])
+    overflow = tuple(r[0] for r in rows[group.max_papers:])
+    new_by = {q: sum(r[2 + i] for r in rows) for i, q in enumerate(group.queries)}
+
+    was_sent = (sa.select(items.c.paper_pmid).join(digests, digests.c.id == items.c.digest_id)
+                .where(items.c.group_name == group.name, items.c.item_kind == "paper",
+                       digests.c.status == "recorded"))
+    noticed = sa.select(items.c.paper_pmid).where(items.c.group_name == group.name,
+                                                  items.c.item_kind == "retraction_notice")
+    notices = tuple(conn.execute(sa.select(papers.c.pmid).where(
+        papers.c.pmid.in_(was_sent), papers.c.pmid.not_in(noticed), _retracted()).order_by(papers.c.pmid)).scalars())
+    gone = tuple(conn.execute(sa.select(papers.c.pmid).where(papers.c.pmid.in_(chosen), _retracted())).scalars()) \
+        if chosen else ()
+    return DigestContents(covers_from, now, chosen, overflow, notices, sum(r[1] == 0 for r in rows), gone, new_by)
+
