@@ -7,15 +7,20 @@ records are real recorded PubMed records; each expectation was checked by readin
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
+import shutil
+import sqlite3
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from click.testing import CliRunner
 from fake_eutils import FakeEutils
 from fake_pubmed_search import UnsupportedTerm, index, parse, words
 
+from litwatch.cli import main
 from litwatch.pipeline.run import window_term
 from litwatch.records import PaperRecord
 from litwatch.sources.eutils import EutilsClient
@@ -154,3 +159,50 @@ def test_words_match_like_pubmed_case_accents_and_hyphens(query: str, text: str,
 def test_what_the_fake_does_not_read_is_refused(term: str) -> None:
     with pytest.raises(UnsupportedTerm):
         parse(term)
+
+
+def _replay_module() -> object:
+    spec = importlib.util.spec_from_file_location("replay_eutils", ROOT / "scripts" / "replay_eutils.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_replay_gives_each_shipped_query_only_records_that_match_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's demo: run-due over the replayed records, one extra real query (endometriosis[tiab])."""
+    queries = tmp_path / "queries"
+    shutil.copytree(ROOT / "queries", queries)
+    (queries / "endometriosis-any.toml").write_text(
+        f'title = "Any endometriosis"\nstart = 2026-01-01\ngroups = ["endometriosis-genetics"]\n'
+        f"term = '''{tsv_term(10)}'''\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LITWATCH_QUERIES_DIR", str(queries))
+    monkeypatch.setenv("LITWATCH_EMAIL", "demo@example.org")
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"], catch_exceptions=False).exit_code == 0
+    with FakeEutils(evaluate=True) as fake:
+        created = dt.date.today() - dt.timedelta(days=2)
+        _replay_module().load_records(fake, created)  # type: ignore[attr-defined]
+        monkeypatch.setenv("LITWATCH_EUTILS_URL", fake.url)
+        result = runner.invoke(main, ["run-due"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(tmp_path / "db" / "litwatch.sqlite") as db:
+        hits: dict[str, set[int]] = {}
+        for name, pmid in db.execute("SELECT query_name, paper_pmid FROM query_hits"):
+            hits.setdefault(name, set()).add(pmid)
+    for path in queries.glob("*.toml"):
+        if path.stem == "groups":
+            continue
+        term = str(tomllib.loads(path.read_text(encoding="utf-8"))["term"])
+        tree = parse(term)
+        matching = {p for p, (crdt, xml) in fake.records.items() if tree.matches(index(xml, crdt))}
+        assert hits.get(path.stem, set()) == matching, path.stem
+        line = next(l for l in result.output.splitlines() if l.startswith(f"query:{path.stem}:"))
+        assert f", {len(matching)} found," in line
+    assert hits["endometriosis-any"] == ENDOMETRIOSIS_2015
+    mails = "".join(p.read_text(encoding="utf-8", errors="replace") for p in (tmp_path / "outbox").glob("*.eml"))
+    assert "Heritability of endometriosis" in mails  # the extra query's papers reach their group's digest
+    assert "Shewanella" not in mails  # a record no query matches is in no digest
