@@ -42,7 +42,7 @@ _GREEK = dict(zip("αβγδεζηθικλμνξοπρστυφχψωϵ⍺", (
 _WORD = re.compile(r"[a-z0-9]+\*?")
 _TOKEN = re.compile(r'\s*(?:(\()|(\))|"([^"]*)"?|\[([^\]]*)\]?|(:)|([^\s()"\[\]:]+))')
 _LANGUAGES = {"english": "eng", "french": "fre", "german": "ger", "spanish": "spa", "italian": "ita",
-              "japanese": "jpn", "chinese": "chi", "russian": "rus", "portuguese": "por", "dutch": "dut"}
+              "japanese": "jpn", "chinese": "chi", "russian": "rus", "portuguese": "por", "dutch": "dut", "norwegian": "nor"}
 # Which indexed fields each supported tag searches.
 _FIELDS = {
     "ti": ("ti",), "title": ("ti",), "ab": ("ab",), "abstract": ("ab",),
@@ -97,6 +97,12 @@ class Doc:
             self.fields.setdefault(name, []).append(words(text))
 
 
+# Elements whose text is searched as it stands, and the field each feeds.
+_ELEMENTS = (("ArticleTitle", "ti"), ("BookTitle", "ti"), ("AbstractText", "ab"), ("Keyword", "kw"),
+             ("NameOfSubstance", "nm"), ("PublicationType", "pt"), ("Language", "la"),
+             ("Title", "ta"), ("ISOAbbreviation", "ta"), ("MedlineTA", "ta"))
+
+
 def _text(element: ET.Element | None) -> str:
     return "".join(element.itertext()) if element is not None else ""
 
@@ -105,16 +111,11 @@ def index(xml: bytes, crdt: date) -> Doc:
     """Read one PubmedArticle (or PubmedBookArticle) into the fields the search looks at."""
     root = ET.fromstring(xml)
     doc = Doc(dates={"crdt": crdt})
-    for title in root.iter("ArticleTitle"):
-        doc.add("ti", _text(title))
-    for title in root.iter("BookTitle"):
-        doc.add("ti", _text(title))
-    for abstract in root.iter("AbstractText"):
-        doc.add("ab", _text(abstract))
+    for tag, name in _ELEMENTS:
+        for element in root.iter(tag):
+            doc.add(name, _text(element))
     if "ab" in doc.fields:
         doc.add("filter", "hasabstract")
-    for keyword in root.iter("Keyword"):
-        doc.add("kw", _text(keyword))
     for heading in root.iter("MeshHeading"):
         descriptor = heading.find("DescriptorName")
         name = _text(descriptor)
@@ -131,15 +132,6 @@ def index(xml: bytes, crdt: date) -> Doc:
             doc.add("majr", name)
         if name in ("Humans", "Female", "Male"):
             doc.add("filter", name)
-    for substance in root.iter("NameOfSubstance"):
-        doc.add("nm", _text(substance))
-    for kind in root.iter("PublicationType"):
-        doc.add("pt", _text(kind))
-    for language in root.iter("Language"):
-        doc.add("la", _text(language))
-    for name in ("Title", "ISOAbbreviation", "MedlineTA"):
-        for journal in root.iter(name):
-            doc.add("ta", _text(journal))
     for author in root.iter("Author"):
         doc.add("au", _text(author.find("CollectiveName")) or
                 f"{_text(author.find('LastName'))} {_text(author.find('Initials'))}")

@@ -95,6 +95,33 @@ def test_a_real_term_finds_the_records_that_match_it(
     assert count == len(ids) < len(pubmed.records)
 
 
+# The other field tags and the operators, on the same real records (the terms are written here).
+FIELDS = [
+    pytest.param('"Alzheimer Disease"[majr]', {32743745}, set(), id="majr: a major qualifier makes its heading major"),
+    pytest.param('"Prion Diseases"[majr]', set(), {32743745}, id="majr: a minor heading is out"),
+    pytest.param('"Prion Diseases"[mh:noexp] AND "Alzheimer Disease/genetics"[mh]', {32743745}, set(),
+                 id="mh:noexp and descriptor/qualifier"),
+    pytest.param("Watts JC[au] AND Ingelsson M[au]", {32743745}, set(), id="au: last name and initials"),
+    pytest.param("Watts J[au]", {32743745}, set(), id="au: initials truncated"),
+    pytest.param("Watts JX[au]", set(), {32743745}, id="au: other initials are out"),
+    pytest.param("Review[pt] AND Humans[Filter]", {32743745}, {26354093},
+                 id="pt and humans: a review without MeSH yet is not known to be on humans"),
+    pytest.param("norwegian[la]", {36987902}, {32743745}, id="la by name"),
+    pytest.param("nor[la] AND hasabstract", {36987902}, set(), id="la by code and hasabstract"),
+    pytest.param("endometriosis[tiab] NOT dienogest[tiab]", {26209831}, {26354093}, id="NOT"),
+    pytest.param("migraine[tiab] OR endometriosis[tiab] AND heritability[tiab]", {26209831}, {26702379},
+                 id="left to right: (a OR b) AND c, as PubMed reads it"),
+]
+
+
+@pytest.mark.parametrize(("term", "wanted", "unwanted"), FIELDS)
+def test_field_tags_and_operators_select_as_pubmed_does(
+    pubmed: FakeEutils, term: str, wanted: set[int], unwanted: set[int]
+) -> None:
+    ids = set(found(pubmed, term)[1])
+    assert wanted <= ids and not unwanted & ids
+
+
 def test_endometriosis_tiab_finds_exactly_the_records_that_say_it(pubmed: FakeEutils) -> None:
     count, ids = found(pubmed, tsv_term(10))
     assert set(ids) == ENDOMETRIOSIS_2015 and count == 11
