@@ -178,11 +178,13 @@ class Phrase(Node):
             for value in doc.fields.get(name, ()):
                 if name in _WHOLE:
                     spans = [value]
-                elif name == "au":  # "smith j" finds Smith JA: a name's start, its initials truncated
-                    spans = [value[:size - 1] + tuple(v + "*" for v in value[size - 1 : size])]
+                elif name == "au" and size > 1:  # "smith j" finds Smith JA: initials truncated
+                    spans = [value[: size - 1] + tuple(v + "*" for v in value[size - 1 : size])]
+                elif name == "au":  # "smith" finds every Smith
+                    spans = [value[:1]]
                 else:
                     spans = [value[i : i + size] for i in range(len(value) - size + 1)]
-                if any(_fits(self.words, span, name == "au") for span in spans):
+                if any(_fits(self.words, span, name == "au" and size > 1) for span in spans):
                     return True
         return False
 

@@ -104,6 +104,8 @@ FIELDS = [
     pytest.param("Watts JC[au] AND Ingelsson M[au]", {32743745}, set(), id="au: last name and initials"),
     pytest.param("Watts J[au]", {32743745}, set(), id="au: initials truncated"),
     pytest.param("Watts JX[au]", set(), {32743745}, id="au: other initials are out"),
+    pytest.param("Watts[au]", {32743745}, set(), id="au: a last name alone"),
+    pytest.param("Watt[au]", set(), {32743745}, id="au: a last name is not truncated"),
     pytest.param("Review[pt] AND Humans[Filter]", {32743745}, {26354093},
                  id="pt and humans: a review without MeSH yet is not known to be on humans"),
     pytest.param("norwegian[la]", {36987902}, {32743745}, id="la by name"),
