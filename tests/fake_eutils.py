@@ -9,6 +9,11 @@ window form or mindate/maxdate; retmax capped at 9,999 ids while Count tells the
 retstart; usehistory) and ``efetch.fcgi`` (ids, or WebEnv + query_key + retstart + retmax), in the
 exact shapes of recorded answers. Every request is logged; ``inject`` makes requests fail.
 
+Which records a term finds: the PMIDs pinned in ``terms[term]`` if any; otherwise, with
+``FakeEutils(evaluate=True)``, the records the term really matches, evaluated the way PubMed reads
+it (``fake_pubmed_search``; a term it cannot read gets an ``<ERROR>`` answer); otherwise every
+record (or none with ``strict_terms``), which suits tests about paging, faults and volume.
+
     with FakeEutils() as fake:
         fake.add_records_from_file(path, crdt=date(2025, 1, 6))
         client = EutilsClient(fake.url, "me@example.org")
@@ -16,16 +21,19 @@ exact shapes of recorded answers. Every request is logged; ``inject`` makes requ
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
+
+from fake_pubmed_search import DATE_FIELDS, Combined, DateRange, Doc, Node, UnsupportedTerm, day, index, parse
 
 # Prologs copied from recorded answers (Biopython's esearch1.xml and a 2025 efetch).
 ESEARCH_PROLOG = (
@@ -52,6 +60,7 @@ _WINDOW = re.compile(
     re.DOTALL | re.IGNORECASE,
 )
 _RECORD = re.compile(rb"<(PubmedArticle|PubmedBookArticle)>.*?</\1>", re.DOTALL)
+_CITATION = re.compile(rb"<MedlineCitation[ >].*?</MedlineCitation>", re.DOTALL)
 _OWN_PMID = re.compile(rb'<PMID Version="(\d+)">(\d+)</PMID>')
 _OWN_DOI = re.compile(
     rb'<ELocationID EIdType="doi"[^>]*>([^<]+)</ELocationID>'
@@ -104,10 +113,12 @@ class _Rule:
 class FakeEutils:
     """In-memory PubMed behind a loopback E-utilities server; see the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, evaluate: bool = False) -> None:
         self.records: dict[int, tuple[date, bytes]] = {}
-        self.terms: dict[str, list[int]] = {}  # term -> PMIDs; a term not here matches every record
+        self.terms: dict[str, list[int]] = {}  # term -> PMIDs; a term not here is evaluated or matches all
         self.strict_terms = False  # when True a term not in `terms` matches nothing (PhraseNotFound)
+        self.evaluate = evaluate  # when True a term not in `terms` finds the records it matches
+        self._docs: dict[int, Doc] = {}  # records as the evaluated search sees them, read once
         self.requests: list[LoggedRequest] = []
         self._history: dict[str, list[int]] = {}
         self._webenvs = itertools.count(1)
@@ -150,12 +161,22 @@ class FakeEutils:
     # -- the in-memory PubMed --------------------------------------------------------------------
     def add_record(self, pmid: int, crdt: date, xml: bytes) -> None:
         self.records[pmid] = (crdt, xml)
+        self._docs.pop(pmid, None)
 
     def add_records_from_file(self, path: Path | str, crdt: date) -> list[int]:
-        """Split a real efetch answer (PubmedArticleSet) into records; return their PMIDs."""
+        """Split a real efetch answer (PubmedArticleSet) into records; return their PMIDs.
+
+        A file may be gzipped; an old-format MedlineCitationSet (the 2016 baseline) is served as
+        PubmedArticles holding each MedlineCitation, without PubmedData, as NCBI wraps them today.
+        """
+        data = Path(path).read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        found = [m.group(0) for m in _RECORD.finditer(data)]
+        if not found:
+            found = [b"<PubmedArticle>" + m.group(0) + b"</PubmedArticle>" for m in _CITATION.finditer(data)]
         pmids = []
-        for match in _RECORD.finditer(Path(path).read_bytes()):
-            xml = match.group(0)
+        for xml in found:
             own = _OWN_PMID.search(xml)
             assert own is not None, f"{path}: a record without PMID"
             pmids.append(int(own.group(2)))
@@ -255,13 +276,19 @@ class FakeEutils:
         elif params.get("mindate") and params.get("maxdate"):
             lo, hi = params["mindate"], params["maxdate"]
         key = " ".join(term.split())
+        first, last = day(lo, date.min), day(hi, date.max)
         if key in self.terms:
             candidates = [p for p in self.terms[key] if p in self.records]
+        elif self.evaluate:
+            try:
+                candidates = self._evaluate(params["term"], params)
+            except UnsupportedTerm as exc:
+                return _error_body("esearch.fcgi", f"fake E-utilities cannot evaluate this term: {exc}")
+            first, last = date.min, date.max  # the evaluated term holds its dates already
         elif self.strict_terms:
             candidates = []
         else:
             candidates = list(self.records)
-        first, last = _day(lo, date.min), _day(hi, date.max)
         matches = sorted(
             (p for p in candidates if first <= self.records[p][0] <= last),
             key=lambda p: (self.records[p][0], p),
@@ -285,6 +312,22 @@ class FakeEutils:
         parts.append("</eSearchResult>\n")
         return ESEARCH_PROLOG + "".join(parts).encode()
 
+    def _evaluate(self, term: str, params: dict[str, str]) -> list[int]:
+        """The PMIDs the whole term (its date window included) and any mindate/maxdate match."""
+        tree: Node = parse(term)
+        if params.get("mindate") and params.get("maxdate"):
+            datetype = DATE_FIELDS.get(params.get("datetype", "crdt").lower(), "crdt")
+            bounds = DateRange(datetype, day(params["mindate"], date.min), day(params["maxdate"], date.max))
+            tree = Combined("AND", tree, bounds)
+        found = []
+        for pmid, (crdt, xml) in list(self.records.items()):
+            doc = self._docs.get(pmid)
+            if doc is None:
+                doc = self._docs[pmid] = index(xml, crdt)
+            if tree.matches(doc):
+                found.append(pmid)
+        return found
+
     def _efetch(self, params: dict[str, str]) -> bytes:
         if params.get("db", "pubmed") != "pubmed":
             return _error_body("efetch.fcgi", f"Invalid db name specified: {params['db']}")
@@ -301,20 +344,6 @@ class FakeEutils:
             return _error_body("efetch.fcgi", "Empty id list - nothing todo")
         records = [self.records[p][1] for p in dict.fromkeys(wanted) if p in self.records]
         return PUBMED_PROLOG + b"<PubmedArticleSet>\n" + b"".join(r + b"\n" for r in records) + b"</PubmedArticleSet>"
-
-
-def _day(text: str | None, default: date) -> date:
-    """A YYYY, YYYY/MM or YYYY/MM/DD bound; a partial one covers its whole year or month."""
-    if not text:
-        return default
-    year, month, day = ([int(x) for x in text.split("/")] + [0, 0])[:3]
-    upper = default == date.max
-    if not month:
-        return date(year, 12, 31) if upper else date(year, 1, 1)
-    if not day:
-        following = date(year + month // 12, month % 12 + 1, 1)
-        return following - timedelta(days=1) if upper else date(year, month, 1)
-    return date(year, month, day)
 
 
 def _error_body(endpoint: str, message: str) -> bytes:
