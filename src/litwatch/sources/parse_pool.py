@@ -46,6 +46,7 @@ from litwatch.files.vocab import load_vocabulary
 from litwatch.records import Deletion, PaperRecord
 from litwatch.sources.pubmed_xml import (
     GZIP_ERRORS,
+    READ_BYTES,
     CountingReader,
     gzip_fault,
     iter_records,
@@ -64,7 +65,6 @@ AHEAD_RECORDS = 2_000  # records parsed before the writer takes them: it never w
 NICENESS = 10
 HEAD_BYTES = 65_536  # where the XML declaration and the root start tag must be
 _PROBE_BYTES = 65_536  # read at a time when looking for the next record start
-_READ_BYTES = 32_768  # read at a time from a gzipped file, as lxml's iterparse reads
 
 _ROOT = re.compile(rb"<(PubmedArticleSet|MedlineCitationSet)(?:\s[^>]*)?>")
 _DECLARATION = re.compile(rb"<\?xml\s[^>]*\?>")
@@ -189,8 +189,8 @@ def _stream_chunks(stream: Any, raw: CountingReader, shape: Layout, chunk_bytes:
             yield Chunk(index, start, len(buffer), bytes(buffer), raw.tell(), True)
             return
         else:
-            try:  # as lxml reads a stream: what a damaged file loses is what a sequential parse loses
-                block = stream.read(_READ_BYTES)
+            try:  # as the parser reads a stream: what a damaged file loses is what a sequential parse loses
+                block = stream.read(READ_BYTES)
             except GZIP_ERRORS as exc:  # parse what came before the damage, then report it
                 yield Chunk(index, start, len(buffer), bytes(buffer), raw.tell(), True, exc)
                 return

@@ -52,6 +52,7 @@ _SEASONS = {"spring": 3, "summer": 6, "fall": 9, "autumn": 9, "winter": 1}
 _DATE_TOKENS = re.compile(r"[\s\-/,;.]+")
 _GZIP_MAGIC = b"\x1f\x8b"
 _SPACES = re.compile("[ \t\n\r\xa0]+")
+READ_BYTES = 32_768  # fed to the parser at a time, as lxml's iterparse reads a file
 
 
 class _RecordError(Exception):
@@ -160,8 +161,14 @@ class _Prefixed(io.RawIOBase):
 
 
 def _scan(stream: _Readable, label: str) -> Iterator[PaperRecord | Deletion]:
-    events = etree.iterparse(
-        stream,
+    """Feed the XML to a pull parser block by block and read each record as its end tag arrives.
+
+    A pull parser, not ``etree.iterparse``: on a syntax error iterparse drops the events libxml2
+    produced earlier in the same block, losing complete records just before the fault, while
+    ``read_events()`` still has them. So every complete record before a fault is yielded, however
+    the file is read (whole, in chunks, plain or gzipped), then the fault is raised.
+    """
+    parser = etree.XMLPullParser(
         events=("end",),
         tag=_RECORD_TAGS,
         resolve_entities=False,
@@ -171,33 +178,55 @@ def _scan(stream: _Readable, label: str) -> Iterator[PaperRecord | Deletion]:
         remove_comments=True,
         remove_pis=True,
     )
+    fault: etree.XMLSyntaxError | None = None
     try:
-        for _event, elem in events:
-            tag = elem.tag
-            parent = elem.getparent()
+        while block := stream.read(READ_BYTES):
             try:
-                if tag == "PubmedArticle":
-                    yield _pubmed_article(elem)
-                elif tag == "MedlineCitation":
-                    if parent is not None and parent.tag == "PubmedArticle":
-                        continue  # read with its PubmedArticle, which ends next
-                    yield _citation(elem)
-                elif tag == "PubmedBookArticle":
-                    yield _book_article(elem)
-                else:
-                    yield Deletion([_int(p.text) for p in elem if p.tag == "PMID"])
-            except (_RecordError, ValueError) as exc:
-                raise ParseError(label, elem.sourceline, None, f"<{tag}> {exc}") from exc
-            elem.clear()
-            if parent is not None:
-                while elem.getprevious() is not None:
-                    del parent[0]
-    except etree.XMLSyntaxError as exc:
-        line, column = exc.position
-        message = str(exc.msg).removesuffix(f", line {line}, column {column}")
-        raise ParseError(label, line or None, column if line else None, message) from exc
+                parser.feed(block)
+            except etree.XMLSyntaxError as exc:
+                fault = exc
+            yield from _read(parser.read_events(), label)
+            if fault is not None:
+                break
+        else:
+            try:
+                parser.close()
+            except etree.XMLSyntaxError as exc:
+                # the data ended inside an element: closing it produced end events for the
+                # elements left open, the record cut short among them, so none of them is read
+                fault = exc
+            else:
+                yield from _read(parser.read_events(), label)
     except GZIP_ERRORS as exc:
         raise gzip_fault(label, exc) from exc
+    if fault is not None:
+        line, column = fault.position
+        message = str(fault.msg).removesuffix(f", line {line}, column {column}")
+        raise ParseError(label, line or None, column if line else None, message) from fault
+
+
+def _read(events: Iterator[tuple[str, _Element]], label: str) -> Iterator[PaperRecord | Deletion]:
+    """The records of the end events parsed so far, each element dropped once read."""
+    for _event, elem in events:
+        tag = elem.tag
+        parent = elem.getparent()
+        try:
+            if tag == "PubmedArticle":
+                yield _pubmed_article(elem)
+            elif tag == "MedlineCitation":
+                if parent is not None and parent.tag == "PubmedArticle":
+                    continue  # read with its PubmedArticle, which ends next
+                yield _citation(elem)
+            elif tag == "PubmedBookArticle":
+                yield _book_article(elem)
+            else:
+                yield Deletion([_int(p.text) for p in elem if p.tag == "PMID"])
+        except (_RecordError, ValueError) as exc:
+            raise ParseError(label, elem.sourceline, None, f"<{tag}> {exc}") from exc
+        elem.clear()
+        if parent is not None:
+            while elem.getprevious() is not None:
+                del parent[0]
 
 
 GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
