@@ -78,6 +78,35 @@ def parse_bytes(data: bytes, *, name: str = "<efetch answer>") -> list[PaperReco
     return list(iter_records(io.BytesIO(data), name=name))
 
 
+ROOT_TAGS = ("PubmedArticleSet", "MedlineCitationSet", "PubmedBookArticleSet")
+_HEAD_BYTES = 65_536  # the root start tag is in here, after the XML declaration and DOCTYPE
+
+
+def root_element(path: str | os.PathLike[str]) -> str | None:
+    """The name of the file's root element, read from its head (decompressed if gzipped); None
+    when the head cannot be read as XML up to the root (the full parse reports the fault)."""
+    parser = etree.XMLPullParser(events=("start",), resolve_entities=False, no_network=True, load_dtd=False)
+    with ExitStack() as stack:
+        try:
+            stream, _label = _open(path, None, stack)
+            parser.feed(stream.read(_HEAD_BYTES))
+        except (etree.XMLSyntaxError, *GZIP_ERRORS):
+            pass
+    for _event, elem in parser.read_events():
+        return str(elem.tag)
+    return None
+
+
+def check_root(path: str | os.PathLike[str]) -> None:
+    """Raise InputError unless the file is PubMed XML (or unreadable as XML: parsing says where)."""
+    root = root_element(path)
+    if root is not None and root not in ROOT_TAGS:
+        raise InputError(
+            f"{os.fspath(path)}: not PubMed XML (root element <{root}>; expected {', '.join(ROOT_TAGS[:-1])} "
+            f"or {ROOT_TAGS[-1]}); pass efetch answers or PubMed baseline/update files"
+        )
+
+
 class _Readable(Protocol):
     def read(self, size: int, /) -> bytes: ...
 
