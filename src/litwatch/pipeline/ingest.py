@@ -72,12 +72,7 @@ def save_items(
 
         def flush() -> None:
             saved = store.save_batch(conn, pending)
-            changed = set(saved.changed_pmids)
-            fresh = [r for r in pending if r.pmid in changed]
-            if tags is not None:
-                tag_store.save_tags(conn, {r.pmid: tags.get(id(r), []) for r in fresh})
-            elif tagger is not None:
-                tag_store.tag_records(conn, tagger, [r for r in fresh if isinstance(r, PaperRecord)])
+            tag_store.tag_changed(conn, pending, saved.changed_pmids, tagger=tagger, found=tags)
             result.__iadd__(saved.counts())  # memory stays flat however many papers a file holds
             pending.clear()
 

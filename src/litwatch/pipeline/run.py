@@ -292,9 +292,7 @@ def _fetch_and_store(
         receipt.missing.extend(missing)
         with engine.begin() as conn:
             saved = store.save_batch(conn, records, now=clock())
-            if tagger is not None:
-                changed = set(saved.changed_pmids)
-                tag_store.tag_records(conn, tagger, [r for r in records if r.pmid in changed])
+            tag_store.tag_changed(conn, records, saved.changed_pmids, tagger=tagger)
             record_hits(conn, query.name, [r.pmid for r in records], run_id, clock())
         receipt.new += saved.new
         if progress is not None:

@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from litwatch.errors import ParseError, StoreError
-from litwatch.files.vocab import load_vocabulary
 from litwatch.records import Deletion, PaperRecord
 from litwatch.sources.pubmed_xml import (
     GZIP_ERRORS,
@@ -53,6 +52,7 @@ from litwatch.sources.pubmed_xml import (
     open_stream,
 )
 from litwatch.store import rows
+from litwatch.tagging.papers import load_tagger, tag_paper
 from litwatch.tagging.tagger import Tag, Tagger
 
 CHUNK_BYTES = 4_000_000
@@ -238,7 +238,7 @@ def _start_worker(vocab_dir: str | None) -> None:
     global _tagger
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the writer's to handle: it stops the pool
     os.nice(NICENESS)
-    _tagger = Tagger(load_vocabulary(Path(vocab_dir))) if vocab_dir else None
+    _tagger = load_tagger(Path(vocab_dir)) if vocab_dir else None
     gc.freeze()  # a worker lives for one file: see batch_collection (_parse_chunk calls _collect)
     gc.disable()
 
@@ -252,7 +252,7 @@ def _parse_chunk(path: str, chunk: Chunk, shape: Layout, label: str) -> tuple[li
     try:
         for item in iter_records(cast(BinaryIO, document), name=label):
             if isinstance(item, PaperRecord):
-                items.append((rows.prepare(item), _tagger.tag_record(item) if _tagger is not None else []))
+                items.append((rows.prepare(item), tag_paper(_tagger, item)))
             else:
                 items.append((item, []))
     except ParseError as exc:
