@@ -49,7 +49,7 @@ class Eutils(Protocol):
 
     def esearch(self, term: str, *, retmax: int = ...) -> SearchAnswer: ...
 
-    def efetch(self, pmids: Sequence[int], parse: Callable[[bytes], list[PaperRecord | Deletion]]) -> list[PaperRecord | Deletion]: ...
+    def efetch(self, pmids: Sequence[int]) -> bytes: ...
 
 
 @dataclass
@@ -167,14 +167,17 @@ def record_hits(conn: Connection, name: str, pmids: Sequence[int], run_id: int, 
 
 
 def fetch_batch(client: Eutils, pmids: Sequence[int]) -> tuple[list[PaperRecord], list[int]]:
-    """Fetch and parse a batch; ask once more for PMIDs the answer lacked. Returns (records, missing)."""
+    """Fetch and parse a batch; ask once more for PMIDs the answer lacked. Returns (records, missing).
+
+    The one place fetched answers become records: the client returns them verified, as bytes.
+    """
     wanted = set(pmids)
     records: dict[int, PaperRecord] = {}
     for _attempt in range(2):
         ask = sorted(wanted - records.keys())
         if not ask:
             break
-        for item in client.efetch(ask, parse_bytes):
+        for item in parse_bytes(client.efetch(ask)):
             if isinstance(item, Deletion):
                 continue
             if item.pmid in wanted:
