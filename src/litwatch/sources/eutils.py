@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import random
 import re
 import threading
 import time
@@ -30,6 +29,7 @@ from Bio import Entrez
 
 from litwatch.config import Settings
 from litwatch.errors import ConfigError, EutilsError
+from litwatch.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,7 @@ class EutilsClient:
         self._owns_session = session is None
         self._session = session or requests.Session()
         self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
+        self.retry = Backoff(first=backoff, most=MAX_BACKOFF, attempts=max(0, max_retries) + 1, jitter=0.1)
         self._sleep = sleep
         self._on_event = on_event
         rate = RATE_WITH_KEY if self._api_key else RATE_WITHOUT_KEY
@@ -192,6 +191,11 @@ class EutilsClient:
             max_retries=settings.max_retries,
             on_event=on_event,
         )
+
+    @property
+    def max_retries(self) -> int:
+        """Attempts after the first one a failed request gets."""
+        return (self.retry.attempts or 1) - 1
 
     def __repr__(self) -> str:
         key = "'***'" if self._api_key else "None"
@@ -250,47 +254,50 @@ class EutilsClient:
         return self._call("efetch.fcgi", params, _check_pubmed)
 
     def _call(self, endpoint: str, params: Mapping[str, str], parse: Callable[[bytes], T]) -> T:
-        """POST to ``endpoint`` and parse the answer, retrying until it works or attempts run out.
-
-        This is the one place where failed attempts turn into a retry or an EutilsError.
-        """
+        """POST to ``endpoint`` and check the answer, retrying (``self.retry``) until it works or
+        attempts run out. This is the one place where failed attempts turn into an EutilsError."""
         url = self.base_url + endpoint
         data = {**params, "tool": TOOL, "email": self.email}
         if self._api_key:
             data["api_key"] = self._api_key
-        attempts = max(0, self.max_retries) + 1
-        for attempt in range(1, attempts + 1):
+        attempts = self.retry.attempts or 1
+        made = 0
+
+        def attempt(number: int) -> T:
+            nonlocal made
+            made = number
             started = self._limiter.wait()
             with self._counter_lock:
                 self.requests_made += 1
-            self._emit("request", endpoint=endpoint, attempt=attempt, at=started)
-            try:
-                return parse(self._post(url, data))
-            except _Failure as failure:
-                cause = self._redact(failure.cause)
-                if not failure.retryable or attempt == attempts:
-                    hint = (
-                        " (NCBI may be busy or down: run again later)"
-                        if failure.retryable
-                        else " (not retried: asking again would not help)"
-                    )
-                    message = (
-                        f"E-utilities {endpoint} at {self._redact(self.base_url)} failed after "
-                        f"{attempt} attempt{'s' if attempt > 1 else ''}: {cause}{hint}"
-                    )
-                    raise EutilsError(message) from (failure.__cause__ or failure)
-                delay = failure.retry_after
-                if delay is None:
-                    delay = self._backoff_delay(attempt)
-                with self._counter_lock:
-                    self.retries += 1
-                log.warning(
-                    "%s attempt %d/%d failed (%s); retrying in %.1f s",
-                    endpoint, attempt, attempts, cause, delay,
-                )
-                self._emit("retry", endpoint=endpoint, attempt=attempt, delay=delay, cause=cause)
-                self._sleep(delay)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+            self._emit("request", endpoint=endpoint, attempt=number, at=started)
+            return parse(self._post(url, data))
+
+        def retrying(number: int, exc: BaseException, delay: float) -> None:
+            cause = self._redact(str(exc))
+            with self._counter_lock:
+                self.retries += 1
+            log.warning("%s attempt %d/%d failed (%s); retrying in %.1f s", endpoint, number, attempts, cause, delay)
+            self._emit("retry", endpoint=endpoint, attempt=number, delay=delay, cause=cause)
+
+        try:
+            return self.retry.run(
+                attempt,
+                retryable=lambda exc: isinstance(exc, _Failure) and exc.retryable,
+                told=lambda exc: exc.retry_after if isinstance(exc, _Failure) else None,
+                on_retry=retrying,
+                sleep=self._sleep,
+            )
+        except _Failure as failure:
+            hint = (
+                " (NCBI may be busy or down: run again later)"
+                if failure.retryable
+                else " (not retried: asking again would not help)"
+            )
+            message = (
+                f"E-utilities {endpoint} at {self._redact(self.base_url)} failed after "
+                f"{made} attempt{'s' if made > 1 else ''}: {self._redact(failure.cause)}{hint}"
+            )
+            raise EutilsError(message) from (failure.__cause__ or failure)
 
     def _post(self, url: str, data: Mapping[str, str]) -> bytes:
         """Send one request; return the body of a complete 200 answer or raise _Failure."""
@@ -318,10 +325,6 @@ class EutilsClient:
         if declared.isdigit() and encoding == "identity" and len(body) < int(declared):
             raise _Failure(f"truncated answer: {len(body)} of {declared} bytes", retryable=True)
         return body
-
-    def _backoff_delay(self, attempt: int) -> float:
-        base = min(MAX_BACKOFF, self.backoff * 2.0 ** (attempt - 1))
-        return base + random.uniform(0.0, 0.1 * base)
 
     def _redact(self, text: str) -> str:
         text = _API_KEY_PARAM.sub(r"\1***", text)
