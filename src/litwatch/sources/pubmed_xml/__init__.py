@@ -15,6 +15,7 @@ gzipped. One module per part of the job:
 from litwatch.sources.pubmed_xml.scan import READ_BYTES, iter_records, parse_bytes
 from litwatch.sources.pubmed_xml.stream import (
     GZIP_ERRORS,
+    HEAD_BYTES,
     ROOT_TAGS,
     CountingReader,
     check_root,
@@ -25,6 +26,7 @@ from litwatch.sources.pubmed_xml.stream import (
 
 __all__ = [
     "GZIP_ERRORS",
+    "HEAD_BYTES",
     "READ_BYTES",
     "ROOT_TAGS",
     "CountingReader",

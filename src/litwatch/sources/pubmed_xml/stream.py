@@ -21,7 +21,7 @@ from litwatch.errors import InputError, ParseError
 
 _GZIP_MAGIC = b"\x1f\x8b"
 ROOT_TAGS = ("PubmedArticleSet", "MedlineCitationSet", "PubmedBookArticleSet")
-_HEAD_BYTES = 65_536  # the root start tag is in here, after the XML declaration and DOCTYPE
+HEAD_BYTES = 65_536  # the XML declaration and the root start tag must be in here
 
 
 def root_element(path: str | os.PathLike[str]) -> str | None:
@@ -31,7 +31,7 @@ def root_element(path: str | os.PathLike[str]) -> str | None:
     with ExitStack() as stack:
         try:
             stream, _label = open_source(path, None, stack)
-            parser.feed(stream.read(_HEAD_BYTES))
+            parser.feed(stream.read(HEAD_BYTES))
         except (etree.XMLSyntaxError, *GZIP_ERRORS):
             pass
     for _event, elem in parser.read_events():
