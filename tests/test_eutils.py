@@ -23,7 +23,8 @@ from fake_eutils import RATE_LIMIT_BODY, FakeEutils, Fault
 
 from litwatch.config import Settings
 from litwatch.errors import ConfigError, EutilsError
-from litwatch.sources.eutils import RATE_MARGIN, EutilsClient, RateLimiter, SearchResult
+from litwatch.sources.eutils import EutilsClient, SearchResult
+from litwatch.sources.rate_limit import RATE_MARGIN, RateLimiter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "eutils"
 BASE = "https://eutils.test/entrez/eutils/"
