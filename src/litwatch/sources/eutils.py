@@ -4,8 +4,9 @@ Every request carries ``tool``, ``email`` and (when set) ``api_key``, waits for 
 limit shared by every client and thread of the process (``rate_limit.py``: 3 requests/s, 10 with
 an API key), and is retried (``litwatch.retry``, with exponential backoff, as ``self.retry`` says)
 on 429/5xx, network faults, truncated or malformed bodies and transient ``<ERROR>`` answers
-(``eutils_answers.py`` reads each answer and says which). A request that still fails raises :class:`~litwatch.errors.EutilsError`: an
-empty result always means NCBI found nothing, never that the call went wrong.
+(``eutils_answers.py`` reads each answer and says which). A request that still fails raises
+:class:`~litwatch.errors.EutilsError`: an empty result always means NCBI found nothing, never
+that the call went wrong.
 
 The API key is a secret: it never appears in a message, a log line or a ``repr``.
 """

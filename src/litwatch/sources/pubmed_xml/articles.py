@@ -8,6 +8,8 @@ never from ``ReferenceList`` or ``CommentsCorrections``, which name other papers
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lxml.etree import _Element
 
 from litwatch.records import (
@@ -31,14 +33,19 @@ class RecordError(Exception):
 
 
 def read_pubmed_article(elem: _Element) -> PaperRecord:
+    return read_wrapped(elem, "MedlineCitation", read_citation, "PubmedData")
+
+
+def read_wrapped(elem: _Element, inner: str, read: Callable[[_Element], PaperRecord], data: str) -> PaperRecord:
+    """A record element that holds the record itself (``inner``), then PubMed's data on it (``data``)."""
     record: PaperRecord | None = None
     for child in elem:
-        if child.tag == "MedlineCitation":
-            record = read_citation(child)
-        elif child.tag == "PubmedData" and record is not None:
+        if child.tag == inner:
+            record = read(child)
+        elif child.tag == data and record is not None:
             read_pubmed_data(child, record)
     if record is None:
-        raise RecordError("has no MedlineCitation")
+        raise RecordError(f"has no {inner}")
     return record
 
 

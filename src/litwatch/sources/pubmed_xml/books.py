@@ -5,21 +5,21 @@ from __future__ import annotations
 from lxml.etree import _Element
 
 from litwatch.records import Author, PaperRecord, PublicationType, normalize_doi
-from litwatch.sources.pubmed_xml.articles import RecordError, new_record, read_abstract, read_article_ids, read_authors, read_keywords, read_pages, read_pubmed_data
+from litwatch.sources.pubmed_xml.articles import (
+    new_record,
+    read_abstract,
+    read_article_ids,
+    read_authors,
+    read_keywords,
+    read_pages,
+    read_wrapped,
+)
 from litwatch.sources.pubmed_xml.dates import read_pub_date, read_ymd
 from litwatch.sources.pubmed_xml.text import append_text, flat, pcdata
 
 
 def read_book_article(elem: _Element) -> PaperRecord:
-    record: PaperRecord | None = None
-    for child in elem:
-        if child.tag == "BookDocument":
-            record = _book_document(child)
-        elif child.tag == "PubmedBookData" and record is not None:
-            read_pubmed_data(child, record)
-    if record is None:
-        raise RecordError("has no BookDocument")
-    return record
+    return read_wrapped(elem, "BookDocument", _book_document, "PubmedBookData")
 
 
 def _book_document(doc: _Element) -> PaperRecord:
