@@ -23,7 +23,8 @@ from fake_eutils import RATE_LIMIT_BODY, FakeEutils, Fault
 
 from litwatch.config import Settings
 from litwatch.errors import ConfigError, EutilsError
-from litwatch.sources.eutils import RATE_MARGIN, EutilsClient, RateLimiter, SearchResult
+from litwatch.sources.eutils import EutilsClient, SearchResult
+from litwatch.sources.rate_limit import RATE_MARGIN, RateLimiter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "eutils"
 BASE = "https://eutils.test/entrez/eutils/"
@@ -249,6 +250,20 @@ def test_truncated_efetch_is_retried(mocked, clock):
     mocked.post(EFETCH, body=body[: len(body) // 2])
     mocked.post(EFETCH, body=body)
     assert client(clock).efetch([11748933]) == body
+
+
+def test_an_efetch_body_broken_in_the_middle_is_fetched_again(mocked, clock, caplog):
+    """Its end looks complete, yet a tag in the middle does not close: the client asks again and
+    hands back only the good answer, so the run never sees the broken one."""
+    body = recorded("biopython/pubmed2.xml")
+    broken = body.replace(b"</ArticleTitle>", b"</ArticleTitel>", 1)
+    assert broken != body and broken.rstrip().endswith(b"</PubmedArticleSet>")
+    mocked.post(EFETCH, body=broken)
+    mocked.post(EFETCH, body=body)
+    c = client(clock)
+    assert c.efetch([11748933, 11700088]) == body
+    assert (c.requests_made, c.retries) == (2, 1)
+    assert "efetch.fcgi attempt 1/6 failed (malformed XML (mismatched tag: line" in caplog.text
 
 
 def test_a_count_without_ids_is_not_taken_for_an_answer(mocked, clock):

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
+from litwatch.cli import main
 from litwatch.errors import QueryFileError
 from litwatch.pipeline import ingest
 from litwatch.sources import parse_pool
@@ -144,3 +146,59 @@ def test_a_slip_in_the_vocabulary_is_reported_before_any_paper_is_loaded(
     with pytest.raises(QueryFileError, match=r"genes\.tsv:1: bad header"):
         ingest.ingest_paths(engine, [MEDLINE_2016], vocab_dir=vocab)
     assert scalar(engine, "SELECT count(*) FROM papers") == 0
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """`litwatch` run in an empty folder, against an initialised SQLite database of its own."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LITWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'litwatch.sqlite'}")
+    monkeypatch.setenv("LITWATCH_QUERIES_DIR", str(tmp_path / "queries"))
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"], catch_exceptions=False).exit_code == 0
+    return runner
+
+
+def stored_papers(tmp_path: Path) -> int:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'litwatch.sqlite'}")
+    try:
+        count = scalar(engine, "SELECT count(*) FROM papers")
+        assert isinstance(count, int)
+        return count
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_a_file_that_is_not_pubmed_xml_is_refused_before_anything_is_stored(
+    cli: CliRunner, tmp_path: Path, gz: bool
+) -> None:
+    feed = b'<?xml version="1.0"?>\n<rss version="2.0"><channel><title>News</title></channel></rss>\n'
+    name = "feed.xml.gz" if gz else "feed.xml"
+    (tmp_path / name).write_bytes(gzip.compress(feed) if gz else feed)
+    result = cli.invoke(main, ["ingest", str(MEDLINE_2016), name], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"litwatch: error: {name}: not PubMed XML (root element <rss>; expected PubmedArticleSet, "
+        "MedlineCitationSet or PubmedBookArticleSet); pass efetch answers or PubMed baseline/update files"
+    )
+    assert stored_papers(tmp_path) == 0  # not even the good file named before it
+
+
+def test_a_folder_without_pubmed_files_is_refused(cli: CliRunner, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "notes.txt").write_text("the baseline files go here\n")
+    result = cli.invoke(main, ["ingest", "data"], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "litwatch: error: data/: no .xml or .xml.gz files in this folder; give the folder holding the "
+        "efetch answers or PubMed baseline/update files, or the files"
+    )
+    assert stored_papers(tmp_path) == 0
+
+
+def test_an_empty_pubmed_set_still_loads_nothing_without_complaint(cli: CliRunner, tmp_path: Path) -> None:
+    """An efetch answer for PMIDs PubMed no longer has is an empty PubmedArticleSet: not an error."""
+    result = cli.invoke(main, ["ingest", str(PUBMED / "metapub" / "37909814.xml")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output

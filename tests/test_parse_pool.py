@@ -4,6 +4,7 @@ in the same order, and a fault at the same place with the same records before it
 from __future__ import annotations
 
 import gzip
+import re
 import multiprocessing
 import threading
 from pathlib import Path
@@ -171,3 +172,37 @@ def test_a_caller_that_stops_early_leaves_no_thread_or_process_behind(tmp_path: 
     records.close()
     assert not [t for t in threading.enumerate() if t.name == "litwatch-chunk-feeder"]
     assert multiprocessing.active_children() == []
+
+
+RECORD_START = re.compile(r"<PubmedArticle>|<PubmedBookArticle>")
+FAULTS = {
+    # each breaks the record that starts at ``at``, a few bytes into it
+    "mismatched tag": lambda d, at: d[:at] + d[at:].replace("</PMID>", "</PMlD>", 1),
+    "bare ampersand": lambda d, at: d[: at + 20] + " & " + d[at + 20 :],
+    "truncated": lambda d, at: d[: at + 200],
+}
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("where", [0.0, 0.5, 1.0], ids=["first record", "middle record", "last record"])
+def test_a_fault_in_record_n_yields_records_1_to_n_minus_1(tmp_path: Path, gz: bool, fault: str, where: float) -> None:
+    """Whatever the parser's buffering: every complete record before the broken one, and none after."""
+    (tmp_path / "clean").mkdir()
+    clean = article_set(tmp_path / "clean")
+    records, error = sequential(clean)
+    assert error is None
+    document = clean.read_text(encoding="utf-8")
+    starts = [m.start() for m in RECORD_START.finditer(document)]
+    assert len(starts) == len(records) - 1  # the DeleteCitation at the end is no article
+    n = round(where * (len(starts) - 1))  # 0-based: records[:n] come before the broken one
+    data = FAULTS[fault](document, starts[n]).encode("utf-8")
+    broken = tmp_path / ("broken.xml.gz" if gz else "broken.xml")
+    broken.write_bytes(gzip.compress(data) if gz else data)
+
+    got, error = sequential(broken)
+    assert got == records[:n] and error is not None
+    for chunk_bytes in (1, 30_000):
+        got, chunk_error, _ = chunked(broken, chunk_bytes)
+        assert got == records[:n]
+        assert chunk_error is not None and (chunk_error.line, chunk_error.message) == (error.line, error.message)

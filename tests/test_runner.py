@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -104,11 +103,11 @@ def test_a_run_killed_halfway_keeps_the_watermark_and_the_rerun_fills_the_gap(
     calls = {"n": 0}
     real_efetch = client.efetch
 
-    def dying_efetch(pmids: list[int], parse: Any) -> Any:
+    def dying_efetch(pmids: list[int]) -> bytes:
         calls["n"] += 1
         if calls["n"] == 3:
             fake_eutils.inject(Fault.http(503), every=1)
-        return real_efetch(pmids, parse)
+        return real_efetch(pmids)
 
     client.efetch = dying_efetch  # type: ignore[method-assign]
     killed = runner.run_query(engine, client, QUERY, today=TODAY, batch_size=4)
@@ -201,11 +200,11 @@ def test_an_interrupted_run_records_the_failure_and_keeps_the_watermark(
     real_efetch = client.efetch
     calls = {"n": 0}
 
-    def interrupted(pmids: list[int], parse: Any) -> Any:
+    def interrupted(pmids: list[int]) -> bytes:
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return real_efetch(pmids, parse)
+        return real_efetch(pmids)
 
     client.efetch = interrupted  # type: ignore[method-assign]
     with pytest.raises(KeyboardInterrupt):

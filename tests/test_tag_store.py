@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from fake_eutils import FakeEutils
 from sqlalchemy.engine import Engine
 
+from litwatch.files.queries import SavedQuery
 from litwatch.pipeline import ingest
+from litwatch.pipeline import run as runner
 from litwatch.sources import parse_pool
+from litwatch.sources.eutils import EutilsClient
 from litwatch.store import tags as tag_store
 
 ROOT = Path(__file__).parent.parent
@@ -77,3 +82,37 @@ def test_retag_after_a_vocabulary_edit_replaces_tags(engine: Engine, tmp_path: P
 
 def test_no_vocabulary_folder_means_no_tagging(tmp_path: Path) -> None:
     assert tag_store.load_tagger(tmp_path / "missing") is None
+
+
+def test_a_run_tags_its_papers_as_ingest_does(engine: Engine, fake_eutils: FakeEutils) -> None:
+    """The same paper gets the same tags whichever way it arrives: ingested here, in a worker
+    process, or fetched by `litwatch run`."""
+    files = ingest.expand_paths([PUBMED / "metapub"])
+    ingest.ingest_paths(engine, files, vocab_dir=VOCAB)
+    ingested = tags(engine)
+    clear(engine)
+    for path in files:
+        fake_eutils.add_records_from_file(path, crdt=dt.date(2026, 11, 20))
+    client = EutilsClient(fake_eutils.url, "librarian@example.org", backoff=0.0, sleep=lambda _s: None)
+    query = SavedQuery(name="all", term="all[sb]", title="All", schedule=None, start=dt.date(2026, 11, 1),
+                       groups=(), path=Path("queries/all.toml"))
+    receipt = runner.run_query(engine, client, query, today=dt.date(2026, 11, 23), tagger=tag_store.load_tagger(VOCAB))
+    assert receipt.ok and receipt.new > 5
+    fetched = tags(engine)
+    stored = {pmid for pmid, *_ in fetched}
+    assert fetched == {t for t in ingested if t[0] in stored} and len(fetched) >= 4
+
+
+def test_ingest_without_a_vocabulary_keeps_the_tags_a_paper_has(engine: Engine, tmp_path: Path) -> None:
+    ingest.ingest_paths(engine, ingest.expand_paths([PUBMED / "metapub"]), vocab_dir=VOCAB)
+    before = tags(engine)
+    with engine.begin() as conn:  # a stored copy that differs, so the next ingest updates the paper
+        conn.execute(sa.text("UPDATE papers SET content_hash = 'stale'"))
+    report = ingest.ingest_paths(engine, ingest.expand_paths([PUBMED / "metapub"]), vocab_dir=tmp_path / "none")
+    assert report.total.updated > 0 and tags(engine) == before
+
+
+def clear(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table in ("paper_tags", "query_hits", "paper_pmids", "papers"):
+            conn.execute(sa.text(f"DELETE FROM {table}"))

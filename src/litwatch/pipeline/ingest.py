@@ -14,10 +14,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from litwatch.errors import ParseError
+from litwatch.errors import InputError, ParseError
 from litwatch.records import Deletion, PaperRecord
 from litwatch.sources import parse_pool
-from litwatch.sources.pubmed_xml import CountingReader, iter_records
+from litwatch.sources.pubmed_xml import CountingReader, check_root, iter_records
 from litwatch.store import papers as store
 from litwatch.store import rows
 from litwatch.store import tags as tag_store
@@ -72,12 +72,7 @@ def save_items(
 
         def flush() -> None:
             saved = store.save_batch(conn, pending)
-            changed = set(saved.changed_pmids)
-            fresh = [r for r in pending if r.pmid in changed]
-            if tags is not None:
-                tag_store.save_tags(conn, {r.pmid: tags.get(id(r), []) for r in fresh})
-            elif tagger is not None:
-                tag_store.tag_records(conn, tagger, [r for r in fresh if isinstance(r, PaperRecord)])
+            tag_store.tag_changed(conn, pending, saved.changed_pmids, tagger=tagger, found=tags)
             result.__iadd__(saved.counts())  # memory stays flat however many papers a file holds
             pending.clear()
 
@@ -185,12 +180,21 @@ def _ingest_parallel(
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Files named, and the ``*.xml``/``*.xml.gz`` files inside folders named, in a stable order."""
+    """Files named, and the ``*.xml``/``*.xml.gz`` files inside folders named, in a stable order.
+
+    A folder holding none of them is an InputError: reading nothing from it is never what was meant.
+    """
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.name.endswith((".xml", ".xml.gz"))))
+            inside = sorted(p for p in path.rglob("*") if p.name.endswith((".xml", ".xml.gz")) and p.is_file())
+            if not inside:
+                raise InputError(
+                    f"{os.path.join(path, '')}: no .xml or .xml.gz files in this folder; "
+                    "give the folder holding the efetch answers or PubMed baseline/update files, or the files"
+                )
+            found.extend(inside)
         else:
             found.append(path)
     return found
@@ -204,13 +208,19 @@ def ingest_paths(
     batch_size: int = BATCH_SIZE,
     vocab_dir: Path | None = None,
 ) -> IngestSummary:
-    """Load files one after another; tag with the vocabulary in ``vocab_dir`` when it exists."""
+    """Load files one after another; tag with the vocabulary in ``vocab_dir`` when it exists.
+
+    A file whose root element is not a PubMed set is an InputError raised before anything is loaded.
+    """
     summary = IngestSummary()
     if vocab_dir is not None and not vocab_dir.is_dir():
         vocab_dir = None
     # read here first, so a slip in a vocabulary file is reported with its file and line before any
     # work starts (worker processes read it again, for their own taggers)
     tagger = tag_store.load_tagger(vocab_dir) if vocab_dir is not None else None
+    for path in paths:  # and a file that is not PubMed XML, before anything is stored
+        if path.is_file():
+            check_root(path)
     for path in paths:
         summary.files.append(
             ingest_file(engine, path, progress=progress, batch_size=batch_size, vocab_dir=vocab_dir, tagger=tagger)

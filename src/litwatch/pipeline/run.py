@@ -51,7 +51,7 @@ class Eutils(Protocol):
 
     def esearch(self, term: str, *, retmax: int = ...) -> SearchAnswer: ...
 
-    def efetch(self, pmids: Sequence[int], parse: Callable[[bytes], list[PaperRecord | Deletion]]) -> list[PaperRecord | Deletion]: ...
+    def efetch(self, pmids: Sequence[int]) -> bytes: ...
 
 
 @dataclass
@@ -168,14 +168,17 @@ def record_hits(conn: Connection, name: str, pmids: Sequence[int], run_id: int, 
 
 
 def fetch_batch(client: Eutils, pmids: Sequence[int]) -> tuple[list[PaperRecord], list[int]]:
-    """Fetch and parse a batch; ask once more for PMIDs the answer lacked. Returns (records, missing)."""
+    """Fetch and parse a batch; ask once more for PMIDs the answer lacked. Returns (records, missing).
+
+    The one place fetched answers become records: the client returns them verified, as bytes.
+    """
     wanted = set(pmids)
     records: dict[int, PaperRecord] = {}
     for _attempt in range(2):
         ask = sorted(wanted - records.keys())
         if not ask:
             break
-        for item in client.efetch(ask, parse_bytes):
+        for item in parse_bytes(client.efetch(ask)):
             if isinstance(item, Deletion):
                 continue
             if item.pmid in wanted:
@@ -296,9 +299,7 @@ def _fetch_and_store(
         receipt.missing.extend(missing)
         with engine.begin() as conn:
             saved = store.save_batch(conn, records, now=clock())
-            if tagger is not None:
-                changed = set(saved.changed_pmids)
-                tag_store.tag_records(conn, tagger, [r for r in records if r.pmid in changed])
+            tag_store.tag_changed(conn, records, saved.changed_pmids, tagger=tagger)
             record_hits(conn, query.name, [r.pmid for r in records], run_id, clock())
         receipt.new += saved.new
         if progress is not None:

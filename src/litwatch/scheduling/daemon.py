@@ -37,6 +37,7 @@ from apscheduler.triggers.base import BaseTrigger
 
 from litwatch.config import Settings
 from litwatch.errors import LitwatchError
+from litwatch.retry import Backoff, Stopped
 from litwatch.scheduling import jobs, schedules
 from litwatch.scheduling.plan import JobPlan, load_plan
 from litwatch.store import engine as db
@@ -73,26 +74,29 @@ def wait_for_database(
     first: float = 1.0,
     most: float = 300.0,
 ) -> bool:
-    """Call ``ping`` until it succeeds, waiting ``first`` seconds doubling to ``most`` between tries.
+    """Call ``ping`` until it succeeds, waiting ``first`` seconds doubling to ``most`` between tries
+    (litwatch.retry's policy, the one E-utilities requests use).
 
     Logs each failure with its reason; False when ``stopping`` was set while waiting.
     """
-    delay, failures = first, 0
-    while not stopping.is_set():
-        try:
-            ping()
-        except LitwatchError as exc:  # database errors arrive as StoreError
-            failures += 1
-            reason = str(exc).strip().splitlines()[0]
-            log.error("%s unreachable (%s); retrying in %g s", where, reason, delay)
-            if stopping.wait(delay):
-                return False
-            delay = min(delay * 2, most)
-            continue
-        if failures:
-            log.warning("%s reachable again after %d failed attempt(s)", where, failures)
-        return True
-    return False
+    failures = 0
+
+    def failed(attempt: int, exc: BaseException, delay: float) -> None:
+        nonlocal failures
+        failures = attempt
+        reason = str(exc).strip().splitlines()[0]
+        log.error("%s unreachable (%s); retrying in %g s", where, reason, delay)
+
+    try:
+        Backoff(first=first, most=most).run(
+            lambda _attempt: ping(), retryable=lambda exc: isinstance(exc, LitwatchError),  # database errors arrive as StoreError
+            on_retry=failed, stopping=stopping,
+        )
+    except Stopped:
+        return False
+    if failures:
+        log.warning("%s reachable again after %d failed attempt(s)", where, failures)
+    return True
 
 
 def _log_result(result: jobs.JobResult, *, quiet: bool = False) -> None:

@@ -2,21 +2,17 @@
 
 A baseline file (30,000 records, 850 MB) costs more to parse than to store, so one parser process
 beside the writer leaves the writer waiting. Here the file is cut into chunks of about
-``CHUNK_BYTES`` at record boundaries: just before a record's start tag (``<PubmedArticle>``,
-``<PubmedBookArticle>``, or ``<MedlineCitation`` in the old format). Each chunk but the first gets
-the file's XML declaration and root start tag in front, each but the last the root end tag behind,
-so that it is a document of its own. Worker processes parse, fingerprint (``rows.prepare``) and tag
-the chunks; the caller receives their records chunk by chunk, in file order, with at most
-``AHEAD_RECORDS`` records parsed ahead of it and a chunk per worker in flight, so memory stays flat
-whatever the file size.
+``CHUNK_BYTES`` at record boundaries, each a document of its own (``chunks.py``). Worker processes
+parse, fingerprint (``rows.prepare``) and tag the chunks; the caller receives their records chunk
+by chunk, in file order, with at most ``AHEAD_RECORDS`` records parsed ahead of it and a chunk per
+worker in flight, so memory stays flat whatever the file size.
 
 What the caller sees is what a sequential parse gives: the same records in the same order, and a
 fault reported at its line and column in the file, after every record before it (and the same
 records before damage in a gzipped file). A plain file is cut by reading a little around each cut
 point, and each worker maps the file and parses its chunk in place, dropping the pages it is done
-with; a gzipped file is decompressed here and the chunk's bytes are sent. Files whose root is not a
-PubMed set, or whose DOCTYPE declares entities of its own, are not cut (``layout`` returns None):
-the caller parses them in one piece.
+with; a gzipped file is decompressed here and the chunk's bytes are sent. A file that cannot be
+cut (``layout`` returns None) is parsed by the caller in one piece.
 
 Workers run at a lower priority than the writer, and the cyclic garbage collector is held back
 while they work (``batch_collection``): both measured in bench/ingest_speed.py.
@@ -30,29 +26,35 @@ import mmap
 import multiprocessing as mp
 import os
 import queue
-import re
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from litwatch.errors import ParseError, StoreError
-from litwatch.files.vocab import load_vocabulary
 from litwatch.records import Deletion, PaperRecord
-from litwatch.sources.pubmed_xml import (
-    GZIP_ERRORS,
-    CountingReader,
-    gzip_fault,
-    iter_records,
-    open_stream,
+from litwatch.sources.chunks import (
+    Chunk,
+    Layout,
+    file_layout,
+    layout,
+    place_fault,
+    plain_chunks,
+    stream_chunks,
 )
+from litwatch.sources.pubmed_xml import gzip_fault, iter_records, open_stream
 from litwatch.store import rows
+from litwatch.tagging.papers import load_tagger, tag_paper
 from litwatch.tagging.tagger import Tag, Tagger
+
+__all__ = [
+    "AHEAD_RECORDS", "CHUNK_BYTES", "Item", "Layout", "batch_collection", "file_layout", "layout", "parse_file",
+    "worker_count",
+]
 
 CHUNK_BYTES = 4_000_000
 GZIP_CHUNK_BYTES = 1_000_000  # a gzipped file's chunks pass through this process: smaller ones, less memory
@@ -62,140 +64,11 @@ AHEAD_RECORDS = 2_000  # records parsed before the writer takes them: it never w
 # Workers yield the CPU to the writer: it is the one step that cannot be shared out, so while it
 # has work it should never wait for a core (bench/ingest_speed.py).
 NICENESS = 10
-HEAD_BYTES = 65_536  # where the XML declaration and the root start tag must be
-_PROBE_BYTES = 65_536  # read at a time when looking for the next record start
-_READ_BYTES = 32_768  # read at a time from a gzipped file, as lxml's iterparse reads
-
-_ROOT = re.compile(rb"<(PubmedArticleSet|MedlineCitationSet)(?:\s[^>]*)?>")
-_DECLARATION = re.compile(rb"<\?xml\s[^>]*\?>")
-_INTERNAL_SUBSET = re.compile(rb"<!DOCTYPE[^>\[]*\[")
-_MARKERS = {
-    b"PubmedArticleSet": (b"<PubmedArticle>", b"<PubmedBookArticle>"),
-    b"MedlineCitationSet": (b"<MedlineCitation ", b"<MedlineCitation>"),
-}
-_LINE_IN_MESSAGE = re.compile(r"\bline (\d+)\b")
 
 Item = tuple[rows.Prepared | Deletion, list[Tag]]
 Progress = Callable[[int], None]
 
 
-@dataclass(frozen=True)
-class Layout:
-    """What every chunk needs from the file's head to be a document of its own."""
-
-    declaration: bytes  # b'<?xml version="1.0" encoding="UTF-8"?>', or b''
-    root_start: bytes  # b'<PubmedArticleSet>'
-    root_end: bytes  # b'</PubmedArticleSet>'
-    markers: tuple[bytes, ...]  # the start tags a chunk may begin with
-    body: int  # offset just after the root start tag: the first cut comes after it
-
-    @property
-    def prefix(self) -> bytes:
-        return self.declaration + self.root_start  # no newline: a chunk's lines stay the file's
-
-
-def layout(head: bytes) -> Layout | None:
-    """The layout of a PubMed file from its first ``HEAD_BYTES`` (decompressed), or None: do not cut."""
-    root = _ROOT.search(head)
-    if root is None or _INTERNAL_SUBSET.search(head, 0, root.start()):
-        return None
-    declaration = _DECLARATION.search(head, 0, root.start())
-    name = root.group(1)
-    return Layout(
-        declaration.group(0) if declaration else b"",
-        root.group(0),
-        b"</" + name + b">",
-        _MARKERS[name],
-        root.end(),
-    )
-
-
-def file_layout(path: Path) -> Layout | None:
-    """The layout of the file at ``path`` (see ``layout``); None for a gzipped file damaged so early
-    that its head cannot be read (a sequential parse reports that)."""
-    with ExitStack() as stack:
-        stream, _ = open_stream(path, stack)
-        try:
-            return layout(stream.read(HEAD_BYTES))
-        except GZIP_ERRORS:
-            return None
-
-
-@dataclass(frozen=True)
-class Chunk:
-    index: int
-    start: int  # offset of its first byte in the (decompressed) file
-    length: int
-    data: bytes | None  # its bytes (gzipped files), or None: the worker reads them from the file
-    raw_end: int  # bytes of the file on disk read once this chunk is done, for the progress bar
-    last: bool
-    damage: Exception | None = None  # the gzip fault the stream ended with, after this chunk's bytes
-
-
-def _plain_chunks(handle: BinaryIO, shape: Layout, chunk_bytes: int) -> Iterator[Chunk]:
-    """Cut points of a plain file, found by reading a little after each ``chunk_bytes`` step."""
-    size = os.fstat(handle.fileno()).st_size
-    start, index = 0, 0
-    first_record = _next_marker(handle, shape.body, size, shape.markers)
-    while start < size:
-        # a chunk ends at the first record start chunk_bytes or more into it, past its first record
-        cut = _next_marker(handle, max(start + chunk_bytes, first_record + 1), size, shape.markers)
-        yield Chunk(index, start, cut - start, None, cut, cut >= size)
-        start, index = cut, index + 1
-
-
-def _next_marker(handle: BinaryIO, position: int, size: int, markers: tuple[bytes, ...]) -> int:
-    """Offset of the first record start tag at or after ``position``, or ``size`` if there is none."""
-    overlap = max(len(m) for m in markers) - 1
-    while position < size:
-        handle.seek(position)
-        window = handle.read(_PROBE_BYTES + overlap)
-        found = _find_marker(window, 0, markers)
-        if found >= 0:
-            return position + found
-        if len(window) <= overlap:
-            break
-        position += len(window) - overlap
-    return size
-
-
-def _find_marker(data: bytes | bytearray, position: int, markers: tuple[bytes, ...]) -> int:
-    """Offset of the first record start tag at or after ``position`` in ``data``, or -1."""
-    found = [at for at in (data.find(m, position) for m in markers) if at >= 0]
-    return min(found) if found else -1
-
-
-def _stream_chunks(stream: Any, raw: CountingReader, shape: Layout, chunk_bytes: int) -> Iterator[Chunk]:
-    """Cut points of a decompressed stream (a gzipped file), each chunk's bytes read here.
-
-    The same cuts as ``_plain_chunks``: a chunk ends at the first record start ``chunk_bytes`` or
-    more into it, and holds at least one record. A cut is made only at a start tag read whole, and
-    the buffer holds everything before it, so no earlier start tag can be missed.
-    """
-    buffer, start, index, at_end = bytearray(), 0, 0, False
-    while True:
-        lowest = max(chunk_bytes, 1)
-        if index == 0:
-            first = _find_marker(buffer, shape.body, shape.markers)
-            lowest = max(chunk_bytes, first + 1) if first >= 0 else -1
-        cut = _find_marker(buffer, lowest, shape.markers) if lowest > 0 else -1
-        if cut > 0:
-            with memoryview(buffer) as view:
-                data = bytes(view[:cut])
-            yield Chunk(index, start, cut, data, raw.tell(), False)
-            del buffer[:cut]
-            start, index = start + cut, index + 1
-        elif at_end:
-            yield Chunk(index, start, len(buffer), bytes(buffer), raw.tell(), True)
-            return
-        else:
-            try:  # as lxml reads a stream: what a damaged file loses is what a sequential parse loses
-                block = stream.read(_READ_BYTES)
-            except GZIP_ERRORS as exc:  # parse what came before the damage, then report it
-                yield Chunk(index, start, len(buffer), bytes(buffer), raw.tell(), True, exc)
-                return
-            at_end = not block
-            buffer += block
 
 
 class _Collector:
@@ -238,7 +111,7 @@ def _start_worker(vocab_dir: str | None) -> None:
     global _tagger
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the writer's to handle: it stops the pool
     os.nice(NICENESS)
-    _tagger = Tagger(load_vocabulary(Path(vocab_dir))) if vocab_dir else None
+    _tagger = load_tagger(Path(vocab_dir)) if vocab_dir else None
     gc.freeze()  # a worker lives for one file: see batch_collection (_parse_chunk calls _collect)
     gc.disable()
 
@@ -252,7 +125,7 @@ def _parse_chunk(path: str, chunk: Chunk, shape: Layout, label: str) -> tuple[li
     try:
         for item in iter_records(cast(BinaryIO, document), name=label):
             if isinstance(item, PaperRecord):
-                items.append((rows.prepare(item), _tagger.tag_record(item) if _tagger is not None else []))
+                items.append((rows.prepare(item), tag_paper(_tagger, item)))
             else:
                 items.append((item, []))
     except ParseError as exc:
@@ -332,9 +205,9 @@ def parse_file(
     with ExitStack() as stack:
         stream, raw = open_stream(path, stack)
         if stream is raw:
-            chunks = _plain_chunks(cast(BinaryIO, raw), shape, chunk_bytes or CHUNK_BYTES)
+            chunks = plain_chunks(cast(BinaryIO, raw), shape, chunk_bytes or CHUNK_BYTES)
         else:
-            chunks = _stream_chunks(stream, raw, shape, chunk_bytes or GZIP_CHUNK_BYTES)
+            chunks = stream_chunks(stream, raw, shape, chunk_bytes or GZIP_CHUNK_BYTES)
         pool = stack.enter_context(ProcessPoolExecutor(
             workers, mp_context=context, initializer=_start_worker,
             initargs=(str(vocab_dir) if vocab_dir else None,),
@@ -362,7 +235,7 @@ def parse_file(
             if chunk.damage is not None:
                 raise gzip_fault(label, chunk.damage)
             if fault is not None:
-                raise _in_file(path, label, chunk, fault)
+                raise place_fault(path, label, chunk, fault)
 
 
 _Handed = tuple[Chunk, "Future[tuple[list[Item], tuple[Any, ...] | None]]"] | BaseException | None
@@ -419,32 +292,3 @@ class _Feeder(threading.Thread):
             self._stopped = True
             self._state.notify_all()
         self.join()
-
-
-def _in_file(path: Path, label: str, chunk: Chunk, fault: tuple[Any, ...]) -> ParseError:
-    """A chunk's fault, placed in the file: its line and column there, and lines named in its message."""
-    line, column, message, prefix = fault
-    if line is None:
-        return ParseError(label, None, None, message)
-    lines_before, column_of_start = _position_of(path, chunk.start)
-    if line == 1 and column is not None:
-        column = column - prefix + column_of_start - 1
-    message = _LINE_IN_MESSAGE.sub(lambda m: f"line {int(m.group(1)) + lines_before}", message)
-    return ParseError(label, line + lines_before, column, message)
-
-
-def _position_of(path: Path, offset: int) -> tuple[int, int]:
-    """Newlines before ``offset`` of the (decompressed) file, and the 1-based column of ``offset``."""
-    lines, read, last_line_start = 0, 0, 0
-    with ExitStack() as stack:
-        stream, _ = open_stream(path, stack)
-        while read < offset:
-            block = stream.read(min(1 << 20, offset - read))
-            if not block:
-                break
-            newline = block.rfind(b"\n")
-            if newline >= 0:
-                last_line_start = read + newline + 1
-            lines += block.count(b"\n")
-            read += len(block)
-    return lines, offset - last_line_start + 1

@@ -8,13 +8,11 @@ produces disappears.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from litwatch.files.vocab import load_vocabulary
 from litwatch.records import (
     AbstractSection,
     Chemical,
@@ -24,17 +22,13 @@ from litwatch.records import (
 )
 from litwatch.store import models
 from litwatch.store.engine import in_chunks
+from litwatch.tagging.papers import Paper, load_tagger, tags_by_pmid
 from litwatch.tagging.tagger import Tag, Tagger
+
+__all__ = ["load_tagger", "retag_all", "save_tags", "tag_changed", "tag_records"]
 
 paper_tags = models.table(models.PaperTag)
 papers = models.table(models.Paper)
-
-
-def load_tagger(vocab_dir: Path) -> Tagger | None:
-    """The tagger for a vocabulary folder, or None when the folder does not exist (tagging off)."""
-    if not vocab_dir.is_dir():
-        return None
-    return Tagger(load_vocabulary(vocab_dir))
 
 
 def save_tags(conn: Connection, tags_by_pmid: Mapping[int, Sequence[Tag]]) -> int:
@@ -60,8 +54,25 @@ def save_tags(conn: Connection, tags_by_pmid: Mapping[int, Sequence[Tag]]) -> in
 
 
 def tag_records(conn: Connection, tagger: Tagger, records: Sequence[PaperRecord]) -> int:
-    """Tag freshly saved records and store their tags (the hook ingest and `litwatch run` use)."""
-    return save_tags(conn, {r.pmid: tagger.tag_record(r) for r in records})
+    """Tag these records and store their tags, replacing what they had."""
+    return save_tags(conn, tags_by_pmid(records, tagger))
+
+
+def tag_changed(
+    conn: Connection,
+    records: Sequence[Paper],
+    changed_pmids: Iterable[int],
+    *,
+    tagger: Tagger | None = None,
+    found: Mapping[int, list[Tag]] | None = None,
+) -> int:
+    """After a save: replace the tags of the records it stored new or changed (``changed_pmids``),
+    with the tags the parser workers ``found`` for them or ``tagger``'s (the hook ingest and
+    `litwatch run` use). With neither, tagging is off and stored tags are left as they are."""
+    if tagger is None and found is None:
+        return 0
+    changed = set(changed_pmids)
+    return save_tags(conn, tags_by_pmid([r for r in records if r.pmid in changed], tagger, found))
 
 
 def _stored_records(conn: Connection, pmids: Sequence[int]) -> Iterator[PaperRecord]:
