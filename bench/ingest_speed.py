@@ -26,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_baseline import build  # noqa: E402
 from parse_speed import floor_scan  # noqa: E402
 
-from litwatch import db, ingest, parse_pool  # noqa: E402
+from litwatch.pipeline import ingest  # noqa: E402
+from litwatch.sources import parse_pool  # noqa: E402
+from litwatch.store import engine as db  # noqa: E402
 
 VOCAB = Path(__file__).resolve().parent.parent / "queries" / "vocab"
 
