@@ -19,7 +19,8 @@ from litwatch.records import (
     MeshHeading,
     PaperRecord,
 )
-from litwatch.tagging.tagger import Tagger, normalize
+from litwatch.tagging.forms import normalize
+from litwatch.tagging.tagger import Tagger
 
 SHIPPED = Path(__file__).resolve().parent.parent / "queries" / "vocab"
 

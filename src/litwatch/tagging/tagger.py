@@ -23,9 +23,7 @@ one another.
 from __future__ import annotations
 
 import bisect
-import itertools
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -33,31 +31,8 @@ import ahocorasick
 
 from litwatch.files.vocab import ROLE_RANK, Term, Vocabulary
 from litwatch.records import PaperRecord
+from litwatch.tagging.forms import GREEK_RE, ITEMS, canon, lower, variants
 
-# Greek letter (lower or upper case, and the variant glyphs seen in PubMed) -> HGNC Latin letter.
-_GREEK_NAMES = {
-    "alpha": "A", "beta": "B", "gamma": "G", "delta": "D", "epsilon": "E", "zeta": "Z",
-    "eta": "H", "theta": "Q", "iota": "I", "kappa": "K", "lambda": "L", "mu": "M", "nu": "N",
-    "xi": "X", "omicron": "O", "pi": "P", "rho": "R", "sigma": "S", "tau": "T", "upsilon": "U",
-    "phi": "F", "chi": "C", "psi": "Y", "omega": "W",
-}
-_GREEK_CHARS: dict[str, str] = {}
-for _name, _small, _capital in zip(
-    _GREEK_NAMES, "αβγδεζηθικλμνξοπρστυφχψω", "ΑΒΓΔΕΖΗΘΙΚΛΜΝΞΟΠΡΣΤΥΦΧΨΩ", strict=True
-):
-    _GREEK_CHARS[_small] = _GREEK_CHARS[_capital] = _GREEK_NAMES[_name]
-_GREEK_CHARS.update({"ς": "S", "ϐ": "B", "ϵ": "E", "ϑ": "Q", "ϰ": "K", "ϕ": "F", "ϱ": "R",
-                     "ϖ": "P", "µ": "M", "⍺": "A"})  # µ is the micro sign; ⍺ appears in real titles
-_LATIN_TO_GREEK_NAME = {latin: name for name, latin in reversed(_GREEK_NAMES.items())}
-# Latin capitals that HGNC symbols use for a Greek letter often enough to accept it spelled out.
-_GREEKABLE = frozenset("ABGDEKZQH")
-
-# NUL is kept: it separates the items of a list scanned as one text (_ITEMS), and no term holds it
-_ASCII_FOLD = str.maketrans({chr(i): " " for i in range(1, 128) if not chr(i).isalnum()})
-_ITEMS = " \x00 "
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
-_GREEK_RE = re.compile("[" + "".join(_GREEK_CHARS) + "]")
-_FOLDED: dict[str, str] = {}
 # Word-initial characters of PubMed abstracts, most frequent first: pyahocorasick searches a
 # node's children in the order they were added, so the automata are seeded in this order.
 _INITIALS = "atisocprdmwfbehlnTguvCA1PISMH20EDWFLROBN53k4Gy7U968VqJKjxXQYZz"
@@ -95,179 +70,6 @@ class Explanation:
     status: str
 
 
-def _fold_char(char: str) -> str:
-    """The one character the matcher sees for a non-ASCII one."""
-    folded = _FOLDED.get(char)
-    if folded is None:
-        if char in _GREEK_CHARS:
-            folded = _GREEK_CHARS[char]
-        elif char.isalnum():
-            base = unicodedata.normalize("NFKD", char)[0]
-            folded = base if base.isascii() and base.isalnum() else char
-        else:
-            folded = " "
-        _FOLDED[char] = folded
-    return folded
-
-
-def _fold_match(m: re.Match[str]) -> str:
-    return _fold_char(m.group())
-
-
-def _canon(text: str) -> str:
-    if not text.isascii():
-        text = _NON_ASCII.sub(_fold_match, text)
-    return text.translate(_ASCII_FOLD)
-
-
-def _lower(canon: str) -> str:
-    low = canon.lower()
-    if len(low) != len(canon):  # a few letters (İ) lower-case to two characters
-        low = "".join(c.lower() if len(c.lower()) == 1 else c for c in canon)
-    return low
-
-
-def normalize(text: str) -> tuple[str, list[int]]:
-    """The text as the matcher sees it, and for each of its characters the offset in ``text``.
-
-    Every replacement is one character for one, so the map is the identity; callers that keep
-    it stay correct if a later normalisation changes lengths.
-    """
-    return _canon(text), list(range(len(text) + 1))
-
-
-# --- building the automata ------------------------------------------------------------------
-
-_GREEK_CLASS = "".join(_GREEK_CHARS)
-_NAME_ALT = "|".join(sorted(_GREEK_NAMES, key=len, reverse=True))
-_TOKEN = re.compile(
-    f"(?P<g>[{_GREEK_CLASS}])|(?P<l>(?:(?![{_GREEK_CLASS}])[^\\W\\d_])+)|(?P<d>\\d+)|(?P<s> +)|(?P<o>.)"
-)
-_SPELLED_INSIDE = re.compile(rf"(?<=[A-Z])({_NAME_ALT})(?=[A-Z]|$)|^({_NAME_ALT})(?=[A-Z])")
-
-# A written form: the text, and the offsets in it that must be Greek letters in the matched text.
-Form = tuple[str, tuple[int, ...]]
-
-
-@dataclass
-class _Tok:
-    kind: str  # l letters, d digits, g Greek letter (written or spelled), m Latin letter HGNC uses for one
-    text: str  # the Latin letter for g and m
-    sep: str = ""  # the spaces written before it ("" when attached)
-
-
-def _canon_term(phrase: str) -> str:
-    """A term folded like text, except that Greek letters stay (the tokenizer needs them)."""
-    if not phrase.isascii():
-        phrase = _NON_ASCII.sub(lambda m: m.group() if m.group() in _GREEK_CHARS else _fold_char(m.group()),
-                                phrase)
-    return phrase.translate(_ASCII_FOLD)
-
-
-def _tokens(phrase: str, case_sensitive: bool) -> list[_Tok]:
-    toks: list[_Tok] = []
-    sep = ""
-    for m in _TOKEN.finditer(_canon_term(phrase).strip()):
-        kind, text = m.lastgroup or "o", m.group()
-        if kind == "s":
-            sep = text
-            continue
-        if kind == "g":
-            toks.append(_Tok("g", _GREEK_CHARS[text], sep))
-        elif kind == "l":
-            toks.extend(_letter_tokens(text, sep))
-        else:
-            toks.append(_Tok(kind, text, sep))
-        sep = ""
-    if case_sensitive:
-        _mark_final_greek(toks)
-    return toks
-
-
-def _letter_tokens(word: str, sep: str) -> list[_Tok]:
-    """Split spelled Greek letters off a run of letters: ``beta``, ``TNFalpha``, ``NFkappaB``."""
-    if word.lower() in _GREEK_NAMES:
-        return [_Tok("g", _GREEK_NAMES[word.lower()], sep)]
-    out: list[_Tok] = []
-    pos = 0
-    for m in _SPELLED_INSIDE.finditer(word):
-        if m.start() > pos:
-            out.append(_Tok("l", word[pos:m.start()], "" if out else sep))
-        out.append(_Tok("g", _GREEK_NAMES[m.group().lower()], "" if out else sep))
-        pos = m.end()
-    if pos < len(word):
-        out.append(_Tok("l", word[pos:], "" if out else sep))
-    return out
-
-
-def _mark_final_greek(toks: list[_Tok]) -> None:
-    """Let the last capital of a symbol stand for a Greek letter (IL1B, TNFA, GSK3B, TGFB1, ERA),
-    but not when the letter is all the symbol has before it (A4 is not alpha-4)."""
-    i = len(toks) - 1
-    while i >= 0 and toks[i].kind == "d":
-        i -= 1
-    if i < 0 or toks[i].kind != "l":
-        return
-    run = toks[i].text
-    if run[-1] not in _GREEKABLE or not run.isupper() or len(run) == 2 or (len(run) == 1 and i == 0):
-        return
-    if len(run) == 1:
-        toks[i] = _Tok("m", run, toks[i].sep)
-    else:
-        toks[i:i + 1] = [_Tok("l", run[:-1], toks[i].sep), _Tok("m", run[-1])]
-
-
-def _forms(tok: _Tok) -> list[Form]:
-    if tok.kind == "g":
-        return [(_LATIN_TO_GREEK_NAME[tok.text], ()), (tok.text, (0,))]
-    if tok.kind == "m":
-        name = _LATIN_TO_GREEK_NAME[tok.text]
-        forms: list[Form] = [(tok.text, ()), (name, ()), (tok.text, (0,))]
-        if not tok.sep:  # IL1B is also written IL-1 beta and IL-1 β, never IL-1 B
-            forms += [(" " + name, ()), (" " + tok.text, (1,))]
-        return forms
-    return [(tok.text, ())]
-
-
-def _seps(prev: _Tok, tok: _Tok, first_gap: bool) -> list[str]:
-    """How the gap before a token may be written: nothing, a space (or hyphen), or either."""
-    if tok.sep not in ("", " "):
-        return [tok.sep]  # "Receptors, Interleukin-1": the comma and space stay two characters
-    if tok.kind == "m" and not tok.sep:
-        return [""]  # the spaced forms are among the token's own forms
-    if tok.kind in "gm" or prev.kind in "gm":
-        return ["", " "]
-    if prev.kind == "l" and tok.kind == "d" and len(prev.text) > 1 and (first_gap or tok.sep):
-        return ["", " "]  # IL6, IL-6, IL 6; but P2 is not "P 2" (nor "P=2")
-    if tok.sep and prev.kind == "d" and tok.kind == "l":  # 5-HT1B, 5HT1B
-        return [" ", ""]
-    return [tok.sep]
-
-
-def variants(phrase: str, case_sensitive: bool, limit: int = 48) -> list[Form]:
-    """The written forms of a term as the matcher sees text, each with the offsets that must be
-    Greek letters in the text (``TNF-α`` gives ``TNF A`` needing a Greek letter at 4)."""
-    toks = _tokens(phrase, case_sensitive)
-    if not toks:
-        return []
-    choices: list[list[Form]] = [_forms(toks[0])]
-    for i, (prev, tok) in enumerate(zip(toks, toks[1:])):
-        choices.append([(s, ()) for s in _seps(prev, tok, i == 0)])
-        choices.append(_forms(tok))
-    size = 1
-    for c in choices:
-        size *= len(c)
-    if size > limit:  # long names: separators as written; only the Greek letters vary
-        choices = [c if i % 2 == 0 else [(toks[(i + 1) // 2].sep, ())] for i, c in enumerate(choices)]
-    out: dict[Form, None] = {}
-    for combo in itertools.islice(itertools.product(*choices), limit * 4):
-        text, need = "", list[int]()
-        for form, greek in combo:
-            need.extend(len(text) + g for g in greek)
-            text += form
-        out[(text, tuple(need))] = None
-    return list(out)
-
 
 # What one automaton key stands for: the offsets that must be Greek letters in the text, and the
 # (tag, kind) pairs. A key has one alternative per distinct set of Greek offsets.
@@ -299,16 +101,16 @@ def _build(terms: Iterable[Term], case_sensitive: bool,
             if sum(c.isalnum() for c in form) < 2 or not any(c.isalpha() for c in form):
                 continue  # one letter, or a bare number, would fire everywhere
             slot = (frozenset(greek) if greek else _NO_GREEK, pair)
-            keys = [f" {form} "] if case_sensitive else [f" {_lower(form)} "]
+            keys = [f" {form} "] if case_sensitive else [f" {lower(form)} "]
             if not case_sensitive and form[-1].isalpha():
-                keys.append(f" {_lower(form)}s ")
+                keys.append(f" {lower(form)}s ")
             for key in keys:
                 entry = table.setdefault(key, {})
                 entry[slot] = min(rank, entry.get(slot, rank))
     if not table:
         return None
     automaton = ahocorasick.Automaton()
-    for initial in _INITIALS if case_sensitive else _lower(_INITIALS):
+    for initial in _INITIALS if case_sensitive else lower(_INITIALS):
         automaton.add_word(f" {initial}\0", (3, ()))  # never found: the text has no NUL left
     interned: dict[tuple[_Alt, ...], tuple[_Alt, ...]] = {}
     for key, slots in table.items():
@@ -366,12 +168,12 @@ class Tagger:
     def _scan(self, text: str, explain: bool) -> list[tuple[Match, str]]:
         if not text:
             return []
-        padded = f" {_canon(text)} "  # padded[i + 1] is text[i]
-        greek = [] if text.isascii() else [m.start() for m in _GREEK_RE.finditer(text)]
+        padded = f" {canon(text)} "  # padded[i + 1] is text[i]
+        greek = [] if text.isascii() else [m.start() for m in GREEK_RE.finditer(text)]
         stop_exact, stop_any = self._stop_exact, self._stop_any
         found: list[tuple[int, int, str, str]] = []
         dropped: list[tuple[Match, str]] = []
-        for automaton, haystack in ((self._exact, padded), (self._any_case, _lower(padded))):
+        for automaton, haystack in ((self._exact, padded), (self._any_case, lower(padded))):
             if automaton is None:
                 continue
             for last, (length, alts) in automaton.iter(haystack):
@@ -411,10 +213,10 @@ def _resolve(found: list[tuple[int, int, str, str]], text: str, explain: bool) -
 
 def _record_texts(record: PaperRecord) -> Iterator[tuple[str, str]]:
     """Each source's text; a list (keywords, headings, chemicals) is one text, its items joined by
-    ``_ITEMS``: a term matches between spaces, never across the NUL, so no match spans two items,
+    ``ITEMS``: a term matches between spaces, never across the NUL, so no match spans two items,
     and one scan per list instead of one per item halves the cost of tagging a paper."""
     yield "title", record.title
     yield "abstract", record.abstract
-    yield "keyword", _ITEMS.join(keyword.text for keyword in record.keywords)
-    yield "mesh", _ITEMS.join(heading.name for heading in record.mesh)
-    yield "chemical", _ITEMS.join(chemical.name for chemical in record.chemicals)
+    yield "keyword", ITEMS.join(keyword.text for keyword in record.keywords)
+    yield "mesh", ITEMS.join(heading.name for heading in record.mesh)
+    yield "chemical", ITEMS.join(chemical.name for chemical in record.chemicals)
