@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from fake_eutils import FakeEutils, Fault  # noqa: E402
 
-from litwatch.pipeline import run as runner  # noqa: E402
-from litwatch.store import engine as db  # noqa: E402
 from litwatch.files.queries import SavedQuery  # noqa: E402
+from litwatch.pipeline import run as runner  # noqa: E402
 from litwatch.sources.eutils import EutilsClient  # noqa: E402
+from litwatch.store import engine as db  # noqa: E402
 
 TODAY = dt.date(2026, 11, 23)
 BATCH = 200

@@ -5,7 +5,7 @@ alternative of ALTGENE.eval; a gold mention is found when some correct predictio
 of the alternatives that overlap it. Spans count non-whitespace characters only, as the corpus
 does. Precision = correct predictions / predictions; recall = gold mentions found / gold mentions.
 
-The lexicon is read through ``litwatch.files.vocab.import_hgnc`` from a file in the format of HGNC's
+The lexicon is read through ``litwatch.tagging.hgnc.import_hgnc`` from a file in the format of HGNC's
 ``hgnc_complete_set.txt``, plus the curated ``queries/vocab/genes.tsv``:
 
 ``--hgnc FILE``
@@ -42,7 +42,8 @@ from pathlib import Path
 
 import ahocorasick
 
-from litwatch.files.vocab import Vocabulary, import_hgnc, load_vocabulary
+from litwatch.files.vocab import Vocabulary, load_vocabulary
+from litwatch.tagging.hgnc import import_hgnc
 from litwatch.tagging.tagger import Match, Tagger
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from litwatch.files.vocab import import_hgnc, load_vocabulary
+from litwatch.files.vocab import load_vocabulary
+from litwatch.tagging.hgnc import import_hgnc
 from litwatch.tagging.tagger import Tagger
 
 ROOT = Path(__file__).resolve().parent.parent

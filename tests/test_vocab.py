@@ -8,12 +8,8 @@ from pathlib import Path
 import pytest
 
 from litwatch.errors import QueryFileError
-from litwatch.files.vocab import (
-    ambiguous_alias,
-    check_vocabulary,
-    import_hgnc,
-    load_vocabulary,
-)
+from litwatch.files.vocab import check_vocabulary, load_vocabulary
+from litwatch.tagging.hgnc import ambiguous_alias, import_hgnc
 from litwatch.tagging.tagger import Tagger
 
 ROOT = Path(__file__).resolve().parent.parent

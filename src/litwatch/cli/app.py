@@ -222,7 +222,9 @@ def vocab_group() -> None:
 def vocab_import_hgnc(ctx: _Context, source: Path, output: Path | None) -> None:
     """Import HGNC's hgnc_complete_set.txt (downloaded from genenames.org) as a genes file."""
     dest = output or ctx.settings.vocab_dir / "hgnc.tsv"
-    written = vocab.import_hgnc(source, dest)
+    from litwatch.tagging import hgnc
+
+    written = hgnc.import_hgnc(source, dest)
     click.echo(f"wrote {written} genes to {dest}; run `litwatch tag --all` to re-tag the store")
 
 @main.group(name="queries")

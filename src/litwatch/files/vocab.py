@@ -6,7 +6,7 @@ The folder (``queries/vocab/`` by default) holds three kinds of file, read in na
     Genes, one a line, under a header naming the columns: ``symbol`` (required), ``name``,
     ``aliases``, ``previous`` and ``names``; several values in one column are separated by ``|``.
     Symbols, aliases and previous symbols match case-sensitively; the name and the other
-    ``names`` match whatever their case. ``import_hgnc`` writes the HGNC table in this format.
+    ``names`` match whatever their case. ``tagging.hgnc.import_hgnc`` writes the HGNC table in this format.
 ``*.toml``
     Pathways, processes and conditions as named keyword sets::
 
@@ -27,9 +27,7 @@ A tag defined twice in one file is an error; the same tag in two files is merged
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import re
 import tomllib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -46,10 +44,6 @@ TOML_KEYS = ("keywords", "symbols", "description")
 # Which of a tag's terms wins when one written form belongs to several tags of one kind:
 # the approved symbol of one gene beats a previous symbol or an alias of another.
 ROLE_RANK = {"symbol": 0, "keyword": 0, "previous": 1, "alias": 2, "name": 3}
-
-# HGNC locus groups imported by default: pseudogenes are almost never what a paper means.
-DEFAULT_LOCUS_GROUPS = frozenset({"protein-coding gene", "non-coding RNA", "other", ""})
-
 
 @dataclass(frozen=True)
 class Term:
@@ -139,7 +133,7 @@ def _digest(files: list[Path]) -> str:
     return h.hexdigest()[:12]
 
 
-def _split(value: str) -> list[str]:
+def split_cell(value: str) -> list[str]:
     return [v.strip() for v in value.split("|") if v.strip()]
 
 
@@ -186,11 +180,11 @@ def _read_genes(path: Path, text: str, problems: list[QueryFileError]) -> Iterat
         yield term(symbol, "symbol", True)
         if row.get("name"):
             yield term(row["name"], "name", False)
-        for alias in _split(row.get("aliases", "")):
+        for alias in split_cell(row.get("aliases", "")):
             yield term(alias, "alias", True)
-        for prev in _split(row.get("previous", "")):
+        for prev in split_cell(row.get("previous", "")):
             yield term(prev, "previous", True)
-        for name in _split(row.get("names", "")):
+        for name in split_cell(row.get("names", "")):
             yield term(name, "name", False)
 
 
@@ -259,65 +253,3 @@ def _read_stoplist(text: str) -> Iterable[str]:
         entry = line.split("#", 1)[0].strip()
         if entry:
             yield entry
-
-
-def import_hgnc(src: Path, dest: Path, *, locus_groups: frozenset[str] = DEFAULT_LOCUS_GROUPS) -> int:
-    """Write the genes file ``dest`` from HGNC's ``hgnc_complete_set.txt``; return the genes written.
-
-    Only ``Approved`` entries of the given locus groups are kept. ``alias_symbol`` and
-    ``prev_symbol`` become the aliases and previous symbols, ``alias_name`` and ``prev_name`` the
-    other names. Approved symbols are always kept (the stop-list can still drop one); aliases and
-    previous symbols that are almost never the gene when seen in a text are not imported: see
-    ``ambiguous_alias``.
-    """
-    src, dest = Path(src), Path(dest)
-    with src.open(encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter="\t")
-        header = next(reader, None)
-        if header is None:
-            raise QueryFileError(src, 1, "empty file: download hgnc_complete_set.txt again")
-        columns = {name.strip(): i for i, name in enumerate(header)}
-        missing = [c for c in ("symbol", "alias_symbol", "prev_symbol") if c not in columns]
-        if missing:
-            raise QueryFileError(src, 1, f"not an HGNC complete set: no {', '.join(missing)} column; "
-                                 "download hgnc_complete_set.txt (tab-separated) from genenames.org")
-
-        def get(row: list[str], name: str) -> str:
-            i = columns.get(name)
-            return row[i].strip().strip('"') if i is not None and i < len(row) else ""
-
-        rows: list[str] = []
-        for row in reader:
-            if not row or not get(row, "symbol"):
-                continue
-            if get(row, "status") not in ("", "Approved") or get(row, "locus_group") not in locus_groups:
-                continue
-            symbol = get(row, "symbol")
-            aliases = [a for a in _split(get(row, "alias_symbol")) if a != symbol and not ambiguous_alias(a)]
-            previous = [p for p in _split(get(row, "prev_symbol")) if p != symbol and not ambiguous_alias(p)]
-            names = _split(get(row, "alias_name")) + _split(get(row, "prev_name"))
-            cells = [symbol, get(row, "name"), "|".join(aliases), "|".join(previous), "|".join(names)]
-            rows.append("\t".join(_clean(c) for c in cells))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with dest.open("w", encoding="utf-8") as out:
-        out.write(f"# Imported from {src.name} by litwatch: {len(rows)} approved genes. Re-importing\n"
-                  "# overwrites this file; put local additions in another .tsv file (genes.tsv).\n")
-        out.write("\t".join(GENE_COLUMNS) + "\n")
-        out.writelines(r + "\n" for r in rows)
-    return len(rows)
-
-
-_GREEK_WORD = re.compile(r"(?i)(alpha|beta|gamma|delta|epsilon|kappa|lambda|mu|sigma|tau|theta|zeta)[\W\d]*")
-_CAPITAL_NUMBER = re.compile(r"[A-Z]\d+")
-
-
-def ambiguous_alias(alias: str) -> bool:
-    """True for alias shapes that in text are nearly always something else: two characters or
-    fewer (CT, ER), a plain word (delta, polymerase, Protease), a Greek letter and a number
-    (beta2), or one capital and a number (E2 the hormone, G1 the phase, P19 the mouse strain)."""
-    return (len(alias) <= 2 or (alias.isalpha() and alias[1:].islower())
-            or bool(_GREEK_WORD.fullmatch(alias)) or bool(_CAPITAL_NUMBER.fullmatch(alias)))
-
-
-def _clean(cell: str) -> str:
-    return " ".join(cell.split())
