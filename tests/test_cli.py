@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,17 @@ def test_a_manual_run_does_not_start_a_query_a_scheduler_is_running(
     engine.dispose()
     assert result.exit_code == 1
     assert "cron-host:4242:abcd" in result.output and fake_eutils.count() == 0
+
+
+def test_the_schema_check_knows_the_newest_migration() -> None:
+    from litwatch.store import engine as db
+
+    assert db.HEAD_REVISION == db.head_revision()  # add a migration, raise HEAD_REVISION with it
+
+
+def test_postgresql_without_psycopg_says_what_to_install(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LITWATCH_DATABASE_URL", "postgresql+psycopg://litwatch@127.0.0.1:9/litwatch")
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the [postgres] extra were not installed
+    result = invoke(runner, "search", "migraine")
+    assert result.exit_code == 2
+    assert result.output == "litwatch: error: needs psycopg: pip install 'litwatch[postgres]'\n"

@@ -11,14 +11,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from litwatch.errors import StoreError
+from litwatch.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# The newest migration in db/migrations, so that every command can check the schema without
+# importing alembic (a tenth of a second); tests/test_cli.py pins it to the migrations folder.
+HEAD_REVISION = "0004"
 
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
 
@@ -54,7 +59,11 @@ def make_engine(url: str) -> Engine:
         return engine
     try:
         return sa.create_engine(sa_url, pool_pre_ping=True)
-    except (ImportError, sa.exc.ArgumentError) as exc:
+    except ImportError as exc:
+        if sa_url.get_driver_name() == "psycopg":
+            raise ConfigError("needs psycopg: pip install 'litwatch[postgres]'") from exc
+        raise StoreError(f"cannot use database {redact_url(url)}: {exc}") from exc
+    except sa.exc.ArgumentError as exc:
         raise StoreError(f"cannot use database {redact_url(url)}: {exc}") from exc
 
 
@@ -67,6 +76,8 @@ def migrations_dir() -> Path:
 
 
 def _alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.attributes["engine"] = engine
@@ -75,6 +86,8 @@ def _alembic_config(engine: Engine) -> Config:
 
 def migrate(engine: Engine) -> str:
     """Create or upgrade the schema to the newest migration; returns the revision now in place."""
+    from alembic import command
+
     cfg = _alembic_config(engine)
     try:
         command.upgrade(cfg, "head")
@@ -84,6 +97,9 @@ def migrate(engine: Engine) -> str:
 
 
 def head_revision() -> str:
+    """The newest revision in the migrations folder, as alembic reads it."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory(str(migrations_dir()))
     head = script.get_current_head()
     assert head is not None
@@ -91,9 +107,12 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None when empty), read without importing alembic."""
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     except sa.exc.OperationalError as exc:
         raise StoreError(f"cannot open database {redact_url(str(engine.url))}: {exc.orig}") from exc
 
@@ -101,7 +120,7 @@ def current_revision(engine: Engine) -> str | None:
 def require_schema(engine: Engine) -> None:
     """Refuse to work on a database that ``litwatch init`` has not brought up to date."""
     current = current_revision(engine)
-    if current != head_revision():
+    if current != HEAD_REVISION:
         state = "is empty" if current is None else f"is at revision {current}"
         raise StoreError(
             f"database {redact_url(str(engine.url))} {state}; run `litwatch init` to create or migrate it"
