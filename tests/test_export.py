@@ -22,6 +22,7 @@ from conftest import FIXTURES
 from sqlalchemy.engine import Engine
 
 from litwatch.cli import main
+from litwatch.cli.search import papers_table
 from litwatch.delivery import export
 from litwatch.pipeline import ingest
 from litwatch.records import PaperRecord
@@ -245,9 +246,9 @@ def test_json_is_one_array_of_complete_objects(abeta: Paper) -> None:
 
 def test_table_fits_the_width(medline: list[Paper]) -> None:
     for width in (50, 80, 120, 200):
-        lines = export.table(medline[:30], width).splitlines()
+        lines = papers_table(medline[:30], width).splitlines()
         assert len(lines) == 31 and all(len(line) <= width for line in lines)
-    assert "[RETRACTED]" in export.table([ODD], 120)
+    assert "[RETRACTED]" in papers_table([ODD], 120)
 
 
 def test_docstring_examples() -> None:
