@@ -253,7 +253,34 @@ def test_commands_do_not_import_what_they_do_not_need(tmp_path: Path, args: list
     assert "Traceback" not in done.stderr
 
 
-# --- optional dependencies ---------------------------------------------------------------------
+# --- no folders created behind the user's back; optional dependencies -----------------------------
+
+def test_export_into_a_missing_folder_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    invoke(runner, "init")
+    result = invoke(runner, "export", "--format", "csv", "-o", str(tmp_path / "nope" / "dir" / "x.csv"))
+    assert result.exit_code == 2
+    assert result.output == (f"litwatch: error: -o {tmp_path / 'nope' / 'dir' / 'x.csv'}: the folder "
+                             f"{tmp_path / 'nope' / 'dir'} does not exist; create it or choose another path\n")
+    assert not (tmp_path / "nope").exists()
+
+
+def test_a_plot_into_a_missing_folder_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    invoke(runner, "init")
+    result = invoke(runner, "stats", "--plot", str(tmp_path / "nope" / "x.png"))
+    assert result.exit_code == 2
+    assert result.output == (f"litwatch: error: --plot {tmp_path / 'nope' / 'x.png'}: the folder "
+                             f"{tmp_path / 'nope'} does not exist; create it or choose another path\n")
+    assert not (tmp_path / "nope").exists()
+
+
+def test_a_plot_without_matplotlib_says_what_to_install(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    invoke(runner, "init")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the [plot] extra were not installed
+    result = invoke(runner, "stats", "--plot", "x.png")
+    assert result.exit_code == 2
+    assert result.output == "litwatch: error: needs matplotlib: pip install 'litwatch[plot]'\n"
+    assert not Path("x.png").exists()
+
 
 def test_postgresql_without_psycopg_says_what_to_install(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LITWATCH_DATABASE_URL", "postgresql+psycopg://litwatch@127.0.0.1:9/litwatch")

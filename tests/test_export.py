@@ -284,7 +284,10 @@ def test_export_everything_newest_first(cli: CliRunner) -> None:
 
 def test_export_problems_are_one_line(cli: CliRunner, tmp_path: Path) -> None:
     result = cli.invoke(main, ["export", "--format", "ris", "-o", str(tmp_path / "missing" / "x.ris")])
-    assert result.exit_code == 2 and "cannot write" in result.stderr and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr == (f"litwatch: error: -o {tmp_path / 'missing' / 'x.ris'}: the folder {tmp_path / 'missing'} "
+                             "does not exist; create it or choose another path\n")
+    assert not (tmp_path / "missing").exists()
     result = cli.invoke(main, ["export", "--format", "json", "--tag", "nothing"])
     assert result.exit_code == 0 and json.loads(result.stdout) == []
     assert "no paper is tagged 'nothing'" in result.stderr

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from litwatch.config import Settings, load_settings
-from litwatch.errors import LitwatchError
+from litwatch.errors import InputError, LitwatchError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -127,3 +127,17 @@ def report_problems(problems: Sequence[Problem]) -> int:
         click.echo(str(problem), err=True)
     return sum(1 for p in problems if p.severity == "error")
 
+
+def require_module(module: str, extra: str) -> None:
+    """Refuse, in one line, an option whose optional dependency is not installed."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise InputError(f"needs {module}: pip install 'litwatch[{extra}]'") from exc
+
+
+def existing_folder(path: Path, option: str) -> None:
+    """Refuse a file whose folder does not exist, rather than create folders nobody asked for."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise InputError(f"{option} {path}: the folder {folder} does not exist; create it or choose another path")

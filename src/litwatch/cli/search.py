@@ -13,7 +13,7 @@ import click
 from sqlalchemy.engine import Engine
 
 from litwatch.cli import tables
-from litwatch.cli.app import _Context, pass_ctx
+from litwatch.cli.app import _Context, existing_folder, pass_ctx, require_module
 from litwatch.delivery import export as _export
 from litwatch.errors import InputError
 from litwatch.store import search as _search
@@ -127,6 +127,8 @@ def export_command(ctx: _Context, fmt: str, text: tuple[str, ...], tags: tuple[s
                    since: dt.datetime | None, until: dt.datetime | None, retracted: bool | None, limit: int | None,
                    output: Path | None) -> None:
     """Export the papers matching the same filters as `search` (all of them unless --limit), newest first."""
+    if output is not None:
+        existing_folder(output, "-o")
     with _disposing(ctx.engine()) as engine:
         _export_command(engine, fmt, _filters(text, tags, query_name, since, until, retracted, limit), output)
 
@@ -181,6 +183,9 @@ def stats_command(ctx: _Context, by: str, since: dt.datetime | None, until: dt.d
     """
     if plot is not None and plot.suffix.lower() != ".png":
         raise InputError(f"--plot {plot}: the file must end in .png")
+    if plot is not None:
+        existing_folder(plot, "--plot")
+        require_module("matplotlib", "plot")
     with _disposing(ctx.engine()) as engine:
         _stats_command(engine, by, since.date() if since else None, until.date() if until else None,
                        min_conditions, plot, top)
