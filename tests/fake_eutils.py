@@ -33,7 +33,17 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
 
-from fake_pubmed_search import DATE_FIELDS, Combined, DateRange, Doc, Node, UnsupportedTerm, day, index, parse
+from fake_pubmed_search import (
+    DATE_FIELDS,
+    Combined,
+    DateRange,
+    Doc,
+    Node,
+    UnsupportedTerm,
+    day,
+    index,
+    parse,
+)
 
 # Prologs copied from recorded answers (Biopython's esearch1.xml and a 2025 efetch).
 ESEARCH_PROLOG = (

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,7 +91,8 @@ def test_run_end_to_end_against_a_loopback_eutils(runner: CliRunner, fake_eutils
     assert "migraine-immunology" in result.output and " ok" in result.output
     again = invoke(runner, "run", "--query", "migraine-immunology")
     line = next(l for l in again.output.splitlines() if l.startswith("migraine-immunology"))
-    assert line.split()[5] == "0"  # the second run stores nothing new
+    assert again.output.split()[:4] == ["query", "window", "new", "status"]
+    assert line.split()[2] == "0"  # the second run stores nothing new
 
 
 def test_run_without_an_email_is_a_config_error(runner: CliRunner) -> None:
@@ -153,3 +156,135 @@ def test_a_manual_run_does_not_start_a_query_a_scheduler_is_running(
     engine.dispose()
     assert result.exit_code == 1
     assert "cron-host:4242:abcd" in result.output and fake_eutils.count() == 0
+
+
+# --- tables that fit the terminal, --wide for every column ---------------------------------------
+
+def widest(output: str) -> int:
+    return max(len(line) for line in output.splitlines())
+
+
+def header(output: str, first: str) -> list[str]:
+    line = next(l for l in output.splitlines() if l.startswith(first))
+    return line.replace("to retry", "to_retry").split()
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_ingest_table_fits_the_terminal(runner: CliRunner, tmp_path: Path, columns: int) -> None:
+    deep = tmp_path / ("a-folder-with-a-long-name-" * 4) / "pubmed"
+    deep.mkdir(parents=True)
+    for path in (PUBMED / "metapub").glob("*.xml"):
+        (deep / path.name).write_bytes(path.read_bytes())
+    invoke(runner, "init")
+    result = runner.invoke(main, ["ingest", "--no-tag", str(deep)], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    assert widest(result.output) <= columns
+    assert header(result.output, "file") == ["file", "read", "new", "updated", "deleted", "skipped"]
+    assert "…" in result.output and ".xml" in result.output  # the file name stays, the folder is cut
+    wide = runner.invoke(main, ["ingest", "--no-tag", "--wide", str(deep)], env={"COLUMNS": str(columns)})
+    assert header(wide.output, "file") == ["file", "read", "new", "updated", "unchanged", "merged", "deleted",
+                                           "skipped"]
+    assert str(deep) in wide.output and widest(wide.output) > columns
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_run_table_fits_the_terminal(runner: CliRunner, fake_eutils: FakeEutils, monkeypatch: pytest.MonkeyPatch,
+                                     columns: int) -> None:
+    monkeypatch.setenv("LITWATCH_EUTILS_URL", fake_eutils.url)
+    monkeypatch.setenv("LITWATCH_EMAIL", "librarian@example.org")
+    monkeypatch.setenv("COLUMNS", str(columns))
+    invoke(runner, "init")
+    result = invoke(runner, "run")
+    assert result.exit_code == 0, result.output
+    assert widest(result.output) <= columns
+    assert header(result.output, "query") == ["query", "window", "new", "status"]
+    wide = invoke(runner, "run", "--wide")
+    assert header(wide.output, "query") == ["query", "window", "count", "seen", "fetched", "new", "known",
+                                            "missing", "requests", "retries", "seconds", "status"]
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_digest_table_fits_the_terminal(runner: CliRunner, columns: int) -> None:
+    invoke(runner, "init")
+    result = runner.invoke(main, ["digest"], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    assert widest(result.output) <= columns
+    assert header(result.output, "group") == ["group", "recipients", "next", "new", "retractions", "to_retry"]
+    wide = runner.invoke(main, ["digest", "--wide"], env={"COLUMNS": str(columns)})
+    assert header(wide.output, "group") == ["group", "recipients", "queries", "schedule", "next", "new",
+                                            "retractions", "to_retry"]
+    assert "migraine-immunology, fibromyalgia-migraine" in wide.output
+
+
+# --- start-up: commands load only what they need ------------------------------------------------
+
+def test_help_lists_every_command_with_its_own_summary(runner: CliRunner) -> None:
+    import click
+
+    from litwatch.cli.app import COMMANDS
+
+    ctx = click.Context(main)
+    for name, (_, _, summary) in COMMANDS.items():
+        command = main.get_command(ctx, name)
+        assert command is not None and command.name == name
+        assert command.get_short_help_str(limit=300) == summary, name
+    assert "search    Find papers: full text" in invoke(runner, "--help").output
+
+
+def test_the_schema_check_knows_the_newest_migration() -> None:
+    from litwatch.store import engine as db
+
+    assert db.HEAD_REVISION == db.head_revision()  # add a migration, raise HEAD_REVISION with it
+
+
+HEAVY = ("alembic", "requests", "lxml", "jinja2", "matplotlib", "apscheduler", "Bio")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["search", "--help"], ["search", "migraine"]])
+def test_commands_do_not_import_what_they_do_not_need(tmp_path: Path, args: list[str]) -> None:
+    code = (f"import sys\nfrom litwatch.cli import main\ntry:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "LITWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'lit.sqlite'}"}
+    subprocess.run([sys.executable, "-c", "from litwatch.cli import main; main(['init'])"], env=env, cwd=tmp_path,
+                   capture_output=True, timeout=60, check=False)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60,
+                          cwd=tmp_path, check=False)
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# --- no folders created behind the user's back; optional dependencies -----------------------------
+
+def test_export_into_a_missing_folder_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    invoke(runner, "init")
+    result = invoke(runner, "export", "--format", "csv", "-o", str(tmp_path / "nope" / "dir" / "x.csv"))
+    assert result.exit_code == 2
+    assert result.output == (f"litwatch: error: -o {tmp_path / 'nope' / 'dir' / 'x.csv'}: the folder "
+                             f"{tmp_path / 'nope' / 'dir'} does not exist; create it or choose another path\n")
+    assert not (tmp_path / "nope").exists()
+
+
+def test_a_plot_into_a_missing_folder_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    invoke(runner, "init")
+    result = invoke(runner, "stats", "--plot", str(tmp_path / "nope" / "x.png"))
+    assert result.exit_code == 2
+    assert result.output == (f"litwatch: error: --plot {tmp_path / 'nope' / 'x.png'}: the folder "
+                             f"{tmp_path / 'nope'} does not exist; create it or choose another path\n")
+    assert not (tmp_path / "nope").exists()
+
+
+def test_a_plot_without_matplotlib_says_what_to_install(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    invoke(runner, "init")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the [plot] extra were not installed
+    result = invoke(runner, "stats", "--plot", "x.png")
+    assert result.exit_code == 2
+    assert result.output == "litwatch: error: needs matplotlib: pip install 'litwatch[plot]'\n"
+    assert not Path("x.png").exists()
+
+
+def test_postgresql_without_psycopg_says_what_to_install(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LITWATCH_DATABASE_URL", "postgresql+psycopg://litwatch@127.0.0.1:9/litwatch")
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the [postgres] extra were not installed
+    result = invoke(runner, "search", "migraine")
+    assert result.exit_code == 2
+    assert result.output == "litwatch: error: needs psycopg: pip install 'litwatch[postgres]'\n"

@@ -35,7 +35,9 @@ ANALYSTS = ROOT / "docs" / "analysts.md"
 def all_commands(group: click.Group, prefix: str = "") -> list[str]:
     """Every leaf command under ``group``, as "queries check" for a subcommand."""
     names: list[str] = []
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # litwatch loads its commands when asked for them
+        command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
             names += all_commands(command, f"{prefix}{name} ")
         else:

@@ -23,6 +23,7 @@ from conftest import FIXTURES
 from sqlalchemy.engine import Engine
 
 from litwatch.cli import main
+from litwatch.cli.search import papers_table
 from litwatch.delivery import export
 from litwatch.errors import InputError
 from litwatch.pipeline import ingest
@@ -240,9 +241,9 @@ def test_json_is_one_array_of_complete_objects(abeta: StoredPaper) -> None:
 
 def test_table_fits_the_width(medline: list[StoredPaper]) -> None:
     for width in (50, 80, 120, 200):
-        lines = export.table(medline[:30], width).splitlines()
+        lines = papers_table(medline[:30], width).splitlines()
         assert len(lines) == 31 and all(len(line) <= width for line in lines)
-    assert "[RETRACTED]" in export.table([ODD], 120)
+    assert "[RETRACTED]" in papers_table([ODD], 120)
 
 
 def test_docstring_examples() -> None:
@@ -278,7 +279,10 @@ def test_export_everything_newest_first(cli: CliRunner) -> None:
 
 def test_export_problems_are_one_line(cli: CliRunner, tmp_path: Path) -> None:
     result = cli.invoke(main, ["export", "--format", "ris", "-o", str(tmp_path / "missing" / "x.ris")])
-    assert result.exit_code == 2 and "cannot write" in result.stderr and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr == (f"litwatch: error: -o {tmp_path / 'missing' / 'x.ris'}: the folder {tmp_path / 'missing'} "
+                             "does not exist; create it or choose another path\n")
+    assert not (tmp_path / "missing").exists()
     result = cli.invoke(main, ["export", "--format", "json", "--tag", "nothing"])
     assert result.exit_code == 0 and json.loads(result.stdout) == []
     assert "no paper is tagged 'nothing'" in result.stderr
@@ -286,11 +290,11 @@ def test_export_problems_are_one_line(cli: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 2
 
 
-def test_an_export_that_fails_midway_leaves_the_earlier_file_whole(abeta: Paper, tmp_path: Path) -> None:
+def test_an_export_that_fails_midway_leaves_the_earlier_file_whole(abeta: StoredPaper, tmp_path: Path) -> None:
     out = tmp_path / "papers.ris"
     out.write_text("last week's export\n", encoding="utf-8")
 
-    def disk_fills_up() -> Iterator[Paper]:
+    def disk_fills_up() -> Iterator[StoredPaper]:
         yield abeta
         raise OSError(28, "No space left on device")
 

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from litwatch.cli import main
 from litwatch.files.groups import Group, check_recipient, load_groups
-from litwatch.scheduling import schedules
 from litwatch.files.queries import load_queries
+from litwatch.scheduling import schedules
 
 SHIPPED = Path(__file__).resolve().parents[1] / "queries"
 TODAY = dt.date(2026, 3, 2)

@@ -4,8 +4,8 @@ in the same order, and a fault at the same place with the same records before it
 from __future__ import annotations
 
 import gzip
-import re
 import multiprocessing
+import re
 import threading
 from pathlib import Path
 

@@ -126,6 +126,7 @@ def test_stats_command_by_condition_shows_the_overlap(cli: CliRunner) -> None:
 
 
 def test_stats_command_plots(cli: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
     result = cli.invoke(main, ["stats", "--by", "tag", "--plot", "out/tags.png", "--top", "3"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "tags.png").read_bytes().startswith(PNG)

@@ -1,4 +1,4 @@
-"""Writing papers out: CSV, JSON, BibTeX, RIS for files, and an aligned table for a terminal.
+"""Writing papers out: CSV, JSON, BibTeX, RIS (the terminal table is the CLI's, in ``cli/search.py``).
 
 Pure functions over ``StoredPaper`` records; the CLI streams ``search.iter_papers`` into them.
 BibTeX and RIS aim at what Zotero and EndNote import cleanly: authors as ``Last, First``, the
@@ -15,7 +15,7 @@ import csv
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -296,38 +296,3 @@ def write_file(fmt: str, papers: Iterable[StoredPaper], path: Path) -> int:
             return write(fmt, papers, handle)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror}; fix: check the folder exists and is writable") from exc
-
-
-def _clip(text: str, width: int) -> str:
-    text = _SPACE.sub(" ", text).strip()
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
-
-
-def table(papers: Sequence[StoredPaper], width: int = 100) -> str:
-    """Papers as aligned columns that fit ``width`` characters: PMID, date, first author, title, tags."""
-    if not papers:
-        return ""
-    dates = [f"{p.pub_date:%Y-%m-%d}" if p.pub_date and date_precision(p) == "day"
-             else f"{p.pub_date:%Y-%m}" if p.pub_date and date_precision(p) == "month"
-             else str(p.pub_year or "") for p in papers]
-    firsts = [(p.authors[0].last_name or p.authors[0].collective_name or "") if p.authors else "" for p in papers]
-    firsts = [f + (" et al." if f and len(p.authors) > 1 else "") for f, p in zip(firsts, papers)]
-    tags = [", ".join(p.tag_names) for p in papers]
-    pmid_w = max(4, *(len(str(p.pmid)) for p in papers))
-    date_w = max(4, *(len(d) for d in dates))
-    room = width - pmid_w - date_w - 4 * 2
-    author_w = min(max(6, *(len(f) for f in firsts)), 16, max(room // 6, 6))
-    tags_w = min(max(4, *(len(t) for t in tags)), 28, max(room // 4, 4)) if room >= 50 else 0
-    title_w = max(room - author_w - tags_w, 12)
-    header = ["PMID".ljust(pmid_w), "DATE".ljust(date_w), "AUTHOR".ljust(author_w), "TITLE".ljust(title_w)]
-    if tags_w:
-        header.append("TAGS")
-    lines = ["  ".join(header).rstrip()]
-    for paper, date, first, tag in zip(papers, dates, firsts, tags):
-        title = ("[RETRACTED] " if paper.retracted else "") + paper.title
-        cells = [str(paper.pmid).rjust(pmid_w), date.ljust(date_w), _clip(first, author_w).ljust(author_w),
-                 _clip(title, title_w).ljust(title_w)]
-        if tags_w:
-            cells.append(_clip(tag, tags_w))
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)

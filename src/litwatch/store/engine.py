@@ -15,16 +15,19 @@ import re
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Engine, ExceptionContext
 
-from litwatch.errors import StoreError
+from litwatch.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# The newest migration in db/migrations, so that every command can check the schema without
+# importing alembic (a tenth of a second); tests/test_cli.py pins it to the migrations folder.
+HEAD_REVISION = "0004"
 
 DEFAULT_BUSY_TIMEOUT = 30.0  # seconds SQLite waits for another writer before "is locked"
 MAX_PARAMETERS = 32_766  # bound parameters per statement on SQLite (PostgreSQL takes 65,535)
@@ -155,7 +158,11 @@ def make_engine(url: str, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engi
     else:
         try:
             engine = sa.create_engine(sa_url, pool_pre_ping=True)
-        except (ImportError, sa.exc.ArgumentError) as exc:
+        except ImportError as exc:
+            if sa_url.get_driver_name() == "psycopg":
+                raise ConfigError("needs psycopg: pip install 'litwatch[postgres]'") from exc
+            raise StoreError(f"cannot use database {redact_url(url)}: {exc}") from exc
+        except sa.exc.ArgumentError as exc:
             raise StoreError(f"cannot use database {redact_url(url)}: {exc}") from exc
     _translate_errors(engine, sa_url, redact_url(url), busy_timeout)
     return engine
@@ -170,6 +177,8 @@ def migrations_dir() -> Path:
 
 
 def _alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.attributes["engine"] = engine
@@ -178,11 +187,16 @@ def _alembic_config(engine: Engine) -> Config:
 
 def migrate(engine: Engine) -> str:
     """Create or upgrade the schema to the newest migration; returns the revision now in place."""
+    from alembic import command
+
     command.upgrade(_alembic_config(engine), "head")
     return head_revision()
 
 
 def head_revision() -> str:
+    """The newest revision in the migrations folder, as alembic reads it."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory(str(migrations_dir()))
     head = script.get_current_head()
     assert head is not None
@@ -190,14 +204,18 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None when empty), read without importing alembic."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        version: str | None = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        return version
 
 
 def require_schema(engine: Engine) -> None:
     """Refuse to work on a database that ``litwatch init`` has not brought up to date."""
     current = current_revision(engine)
-    if current != head_revision():
+    if current != HEAD_REVISION:
         state = "is empty" if current is None else f"is at revision {current}"
         raise StoreError(
             f"database {redact_url(str(engine.url))} {state}; run `litwatch init` to create or migrate it"

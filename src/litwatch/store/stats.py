@@ -272,7 +272,6 @@ def plot(series: Mapping[str, Mapping[str, int]], path: Path, *, title: str) -> 
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
         ax.legend(loc="upper left", fontsize="small", frameon=False)
         fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, format="png")
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror}") from exc

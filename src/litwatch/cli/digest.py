@@ -1,0 +1,127 @@
+"""`litwatch digest`: each research group's state, previews, and sending the digests that are due."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from litwatch.cli import tables
+from litwatch.cli.app import _Context, pass_ctx
+from litwatch.cli.app import report_problems as _report_problems
+from litwatch.cli.queries import _load_groups
+from litwatch.delivery import digest as digest_mod
+from litwatch.delivery.mail import OutboxMailer, mailer_from_settings, outbox_stem
+from litwatch.errors import InputError
+from litwatch.files import groups as groups_mod
+from litwatch.scheduling import jobs
+
+# the state of each group and what was sent; --wide adds queries, schedule and overflow
+_table = tables.Layout(
+    narrow=("group", "recipients", "next", "new", "retractions", "to retry", "status", "papers", "message"),
+    clip=("group",), clip_left=("message",),
+)
+
+
+def _where(mailer: object, message_id: str | None) -> str:
+    """Where a digest went: its outbox file, or its Message-ID."""
+    if message_id and isinstance(mailer, OutboxMailer):
+        return str(mailer.folder / f"{outbox_stem(message_id)}.eml")
+    return message_id or ""
+
+
+def _local(when: dt.datetime | None, group: groups_mod.Group) -> str:
+    if when is None:
+        return "now"
+    local = when.astimezone(group.zone)
+    return f"{local:%a} {local.day} {local:%b %H:%M}"
+
+
+@click.command(name="digest")
+@tables.wide_option
+@click.option("--group", "names", multiple=True, metavar="NAME", help="Only this group (repeatable).")
+@click.option("--preview", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Write what would be sent (.html, .txt, .eml) to DIR; the ledger is not touched.")
+@click.option("--send", is_flag=True, help="Send the digests that are due, exactly as `litwatch run-due` would.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]),
+              help="Take papers found since this date (UTC) instead of since the last digest.")
+@click.option("--force", is_flag=True,
+              help="With --send: send now even if the group's schedule has not come round (retries a failed digest).")
+@pass_ctx
+def digest_command(ctx: _Context, names: tuple[str, ...], preview: Path | None, send: bool,
+                   since: dt.datetime | None, force: bool) -> None:
+    """Digests of new papers for the research groups in groups.toml.
+
+    Without --send or --preview, shows each group's state. Each paper goes to a group once.
+    --send runs the scheduler's digest job: due when the group's schedule fired since its last
+    digest (sent, empty or failed); a digest whose send failed is sent again, unchanged, when the
+    schedule next fires, or at once with --force. Exit 0 when all went well, 1 if a send failed,
+    2 for invalid input (groups.toml, options).
+    """
+    if preview is not None and send:
+        raise InputError("--preview and --send do not go together: preview first, then send")
+    if force and not send:
+        raise InputError("--force only goes with --send")
+    settings = ctx.settings
+    found, problems = _load_groups(settings)
+    bad = _report_problems(problems)
+    by_name = {g.name: g for g in found}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise InputError(f"no valid group named {unknown[0]!r} in {settings.groups_file} (known: "
+                         f"{', '.join(sorted(by_name)) or 'none'}; `litwatch queries check` shows broken groups)")
+    selected = [by_name[n] for n in dict.fromkeys(names)] if names else found
+    start = since.replace(tzinfo=dt.UTC) if since else None
+    engine = ctx.engine()
+    now = dt.datetime.now(dt.UTC)
+    failed = False
+    if preview is not None:
+        for group in selected:
+            paths = digest_mod.preview_group(engine, settings, group, now=now, out_dir=preview, since=start)
+            click.echo(f"{group.name}: " + (", ".join(map(str, paths)) if paths else "nothing new: nothing would be sent"))
+    elif send:
+        mailer = mailer_from_settings(settings)
+        job_plan, worker = jobs.load_plan(settings, today=now.date()), jobs.Worker(engine, settings)
+        rows: list[Sequence[object]] = []
+        for group in selected:
+            job = job_plan.digest_job(group.name)
+            result = worker.run(job_plan, job, force=force, since=start)
+            r = result.receipt
+            if result.status == "not-due":
+                rows.append((group.name, "not due", 0, 0, 0, f"next: {_local(jobs.due_at(engine, job), group)}"))
+                continue
+            if r is None:
+                click.echo(f"litwatch: error: group {group.name}: {result.message}", err=True)
+                failed = True
+                continue
+            for earlier in r.recovered_ids:
+                rows.append((group.name, "retried", "", "", "", _where(mailer, earlier)))
+            rows.append((group.name, r.status, r.papers, r.overflow, r.retraction_notices, _where(mailer, r.message_id)))
+            if r.error:
+                failed = True
+                retry = _local(jobs.due_at(engine, job), group)
+                click.echo(f"litwatch: error: group {group.name}: {r.error} (it is sent again, unchanged, at the next "
+                           f"scheduled time, {retry}, or now with --send --force)", err=True)
+        click.echo(_table(("group", "status", "papers", "overflow", "retractions", "message"), rows))
+    else:
+        pending = digest_mod.pending_digests(engine, [g.name for g in selected])
+        job_plan = jobs.load_plan(settings, today=now.date())
+        status_rows: list[Sequence[object]] = []
+        with engine.connect() as conn:
+            for group in selected:
+                plan = digest_mod.plan_digest(conn, group, now=now, since=start)
+                status_rows.append((group.name, len(group.recipients), ", ".join(group.queries) or "-",
+                                    f"{group.schedule} {group.timezone}", _local(jobs.due_at(engine, job_plan.digest_job(group.name)), group),
+                                    len(plan.papers) + len(plan.overflow), len(plan.notices), pending.get(group.name, 0)))
+        click.echo(_table(("group", "recipients", "queries", "schedule", "next", "new", "retractions", "to retry"),
+                          status_rows))
+    if failed:
+        sys.exit(1)
+    if bad:
+        click.echo(f"litwatch: error: {bad} problem(s) in {settings.groups_file} or the query files", err=True)
+        sys.exit(2)
+
+

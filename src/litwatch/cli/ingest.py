@@ -1,0 +1,146 @@
+"""`litwatch init`, `ingest`, `tag` and `vocab`: building the store and tagging it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from litwatch.cli import tables
+from litwatch.cli.app import _Context, pass_ctx
+from litwatch.errors import InputError
+from litwatch.pipeline import ingest
+from litwatch.store import engine as db
+from litwatch.store import tags as tag_store
+
+# read, new, updated, deleted and skipped say whether a load worked; --wide adds unchanged, merged
+_ingest_table = tables.Layout(narrow=("file", "read", "new", "updated", "deleted", "skipped"), clip_left=("file",))
+_table = tables.table
+
+
+@click.command()
+@pass_ctx
+def init(ctx: _Context) -> None:
+    """Create the database, or migrate it to the newest schema."""
+    engine = ctx.engine(require_schema=False)
+    revision = db.migrate(engine)
+    click.echo(f"database {db.redact_url(ctx.settings.database_url)} is at schema revision {revision}")
+
+
+def _print_ingest(summary: ingest.IngestSummary) -> None:
+    headers = ("file", "read", "new", "updated", "unchanged", "merged", "deleted", "skipped")
+    rows: list[Sequence[object]] = []
+    for report in summary.files:
+        r = report.result
+        rows.append((str(report.path), r.read, r.new, r.updated, r.unchanged, r.merged, r.deleted, sum(r.skipped.values())))
+    t = summary.total
+    if len(rows) > 1:
+        rows.append(("total", t.read, t.new, t.updated, t.unchanged, t.merged, t.deleted, sum(t.skipped.values())))
+    click.echo(_ingest_table(headers, rows))
+    for reason, count in sorted(t.skipped.items()):
+        click.echo(f"skipped {count}: {reason}")
+    for error in summary.errors:
+        click.echo(f"litwatch: error: {error}", err=True)
+
+
+
+@click.command(name="ingest")
+@tables.wide_option
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--batch-size", default=ingest.BATCH_SIZE, show_default=True, help="Records per transaction.")
+@click.option("--no-tag", is_flag=True, help="Do not tag the papers (the vocabulary is in QUERIES_DIR/vocab).")
+@pass_ctx
+def ingest_command(ctx: _Context, paths: tuple[Path, ...], batch_size: int, no_tag: bool) -> None:
+    """Load PubMed XML files (.xml or .xml.gz, or folders of them) into the store, and tag them."""
+    files = ingest.expand_paths(paths)
+    missing = [p for p in files if not p.is_file()]
+    if missing:
+        raise InputError(f"{missing[0]}: no such file (give .xml or .xml.gz files, or folders holding them)")
+    engine = ctx.engine()
+    total = sum(p.stat().st_size for p in files)
+    vocab_dir = None if no_tag else ctx.settings.vocab_dir
+    if sys.stderr.isatty():
+        with click.progressbar(length=total, label="ingesting", file=sys.stderr) as bar:
+            summary = ingest.ingest_paths(
+                engine, files, progress=bar.update, batch_size=batch_size, vocab_dir=vocab_dir
+            )
+    else:
+        summary = ingest.ingest_paths(engine, files, batch_size=batch_size, vocab_dir=vocab_dir)
+    _print_ingest(summary)
+    if summary.errors:
+        sys.exit(2)
+
+
+@click.command(name="tag")
+@click.option("--all", "retag", is_flag=True, help="Re-tag every paper in the store (after a vocabulary edit).")
+@click.option("--explain", metavar="TEXT", help="Show every match in TEXT ('-' reads standard input).")
+@click.option("--jsonl", is_flag=True, help='Read {"id": ..., "text": ...} lines on stdin; write one result line each.')
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Output of --explain.")
+@click.option("--batch-size", default=1000, show_default=True, help="Papers per transaction with --all.")
+@pass_ctx
+def tag_command(ctx: _Context, retag: bool, explain: str | None, jsonl: bool, fmt: str, batch_size: int) -> None:
+    """Tag papers by gene, pathway and condition, or explain why a text is tagged."""
+    if sum((retag, explain is not None, jsonl)) != 1:
+        raise InputError("give exactly one of --all, --explain TEXT, --jsonl (see litwatch tag --help)")
+    tagger = tag_store.load_tagger(ctx.settings.vocab_dir)
+    if tagger is None:
+        raise InputError(f"no vocabulary folder at {ctx.settings.vocab_dir} (set LITWATCH_QUERIES_DIR)")
+    if explain is not None:
+        text = sys.stdin.read() if explain == "-" else explain
+        if fmt == "json":
+            click.echo(json.dumps([dataclasses.asdict(m) for m in tagger.match(text)], ensure_ascii=False))
+            return
+        rows = [(e.match.tag, e.match.kind, e.match.text, e.match.start, e.match.end, e.status)
+                for e in tagger.explain(text)]
+        click.echo(_table(("tag", "kind", "text", "start", "end", "status"), rows) if rows else "no matches")
+        return
+    if jsonl:
+        for number, line in enumerate(sys.stdin, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                text = item["text"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InputError(f"standard input line {number}: expected {{\"id\": ..., \"text\": ...}} ({exc})") from exc
+            matches = [dataclasses.asdict(m) for m in tagger.match(str(text))]
+            click.echo(json.dumps({"id": item.get("id"), "matches": matches}, ensure_ascii=False))
+        return
+    engine = ctx.engine()
+    if sys.stderr.isatty():
+        with click.progressbar(length=_paper_count(engine), label="tagging", file=sys.stderr) as bar:
+            papers, tags = tag_store.retag_all(engine, tagger, batch_size=batch_size, progress=bar.update)
+    else:
+        papers, tags = tag_store.retag_all(engine, tagger, batch_size=batch_size)
+    click.echo(f"tagged {papers} papers: {tags} tags (vocabulary version {tagger.version})")
+
+
+def _paper_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM papers")).scalar_one())
+
+
+@click.group(name="vocab")
+def vocab_group() -> None:
+    """Tag vocabularies (the files in QUERIES_DIR/vocab)."""
+
+
+@vocab_group.command(name="import-hgnc")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Genes file to write (default: QUERIES_DIR/vocab/hgnc.tsv).")
+@pass_ctx
+def vocab_import_hgnc(ctx: _Context, source: Path, output: Path | None) -> None:
+    """Import HGNC's hgnc_complete_set.txt (downloaded from genenames.org) as a genes file."""
+    dest = output or ctx.settings.vocab_dir / "hgnc.tsv"
+    from litwatch.tagging import hgnc
+
+    written = hgnc.import_hgnc(source, dest)
+    click.echo(f"wrote {written} genes to {dest}; run `litwatch tag --all` to re-tag the store")

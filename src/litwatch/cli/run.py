@@ -1,0 +1,178 @@
+"""`litwatch run`, `run-due` and `schedule`: saved queries against PubMed, by hand or on schedule."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import click
+
+from litwatch.cli import tables
+from litwatch.cli.app import _Context, pass_ctx
+from litwatch.cli.app import report_problems as _report_problems
+from litwatch.errors import InputError
+from litwatch.files import queries
+from litwatch.pipeline import run as runner
+from litwatch.scheduling import jobs
+from litwatch.sources.eutils import EutilsClient
+from litwatch.store import engine as db
+from litwatch.store import tags as tag_store
+from litwatch.store.leases import DEFAULT_TTL as _LEASE_TTL
+
+# what says a run worked; --wide adds the search count, ids seen, requests, retries, seconds...
+_receipts_table = tables.Layout(narrow=("query", "window", "new", "status"), clip=("query",))
+
+
+def _print_receipts(receipts: Sequence[runner.Receipt]) -> None:
+    headers = ("query", "window", "count", "seen", "fetched", "new", "known", "missing", "requests",
+               "retries", "seconds", "status")
+    rows = [
+        (r.query, f"{r.window_from}..{r.window_to}", r.search_count, r.ids_seen, r.fetched, r.new, r.known,
+         len(r.missing), r.requests, r.retries, f"{r.duration_s:.1f}",
+         "dry-run" if r.dry_run and r.ok else ("ok" if r.ok else "FAILED"))
+        for r in receipts
+    ]
+    click.echo(_receipts_table(headers, rows))
+    for r in receipts:
+        for warning in r.warnings:
+            click.echo(f"{r.query}: warning: {warning}", err=True)
+        if r.missing:
+            shown = ", ".join(map(str, r.missing[:20])) + (" ..." if len(r.missing) > 20 else "")
+            click.echo(f"{r.query}: {len(r.missing)} PMID(s) found by the search but not returned by efetch: "
+                       f"{shown}", err=True)
+        if not r.ok:
+            click.echo(f"litwatch: error: query {r.query} failed: {r.error}", err=True)
+
+
+@click.command(name="run")
+@tables.wide_option
+@click.option("--query", "names", multiple=True, metavar="NAME", help="Run only this saved query (repeatable).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Search from this date (a backfill; the watermark stays).")
+@click.option("--dry-run", is_flag=True, help="Only report counts per window; fetch and store nothing.")
+@click.option("--refetch", is_flag=True, help="Fetch papers already stored again (to pick up revisions).")
+@pass_ctx
+def run_command(
+    ctx: _Context, names: tuple[str, ...], since: dt.datetime | None, dry_run: bool, refetch: bool
+) -> None:
+    """Run the saved queries against PubMed and store what is new.
+
+    Exit 0 when every query succeeded, 1 if any failed (after finishing the others), 2 for invalid
+    input (query files, options).
+    """
+    settings = ctx.settings
+    today = dt.date.today()
+    found, problems = queries.load_queries(settings.queries_dir, today=today)
+    bad_files = _report_problems(problems)
+    by_name = {q.name: q for q in found}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise InputError(
+            f"no valid saved query named {unknown[0]!r} in {settings.queries_dir} "
+            f"(known: {', '.join(sorted(by_name)) or 'none'}; `litwatch queries check` shows broken files)"
+        )
+    selected = [by_name[n] for n in dict.fromkeys(names)] if names else found
+    engine = ctx.engine()
+    client = EutilsClient.from_settings(settings)
+    tagger = tag_store.load_tagger(settings.vocab_dir)
+    progress = None
+    if sys.stderr.isatty():
+        def progress(name: str, done: int, total: int) -> None:
+            click.echo(f"\r{name}: fetched {done}/{total}", err=True, nl=done >= total)
+    receipts = [
+        jobs.run_query_job(  # under the query's lease: never twice at once with a scheduler
+            engine, client, query, today=today, overlap_days=settings.overlap_days,
+            batch_size=settings.fetch_batch, since=since.date() if since else None,
+            dry_run=dry_run, refetch=refetch, progress=progress, tagger=tagger,
+        )
+        for query in selected
+    ]
+    _print_receipts(receipts)
+    if any(not r.ok for r in receipts):
+        sys.exit(1)
+    if bad_files:
+        click.echo(f"litwatch: error: {bad_files} problem(s) in query files; those queries did not run", err=True)
+        sys.exit(2)
+
+
+# --- scheduled runs: `litwatch run-due` (cron, systemd timer) and `litwatch schedule` (daemon) ---
+
+
+_lease_option = click.option(
+    "--lease-ttl", type=click.FloatRange(min=1), default=_LEASE_TTL, show_default=True, metavar="SECONDS",
+    help="How long a crashed run keeps its query or digest locked before another process takes it over.",
+)
+
+
+def _worker(ctx: _Context, lease_ttl: float) -> jobs.Worker:
+    return jobs.Worker(ctx.engine(require_schema=False), ctx.settings, lease_ttl=lease_ttl,
+                        vocab_dir=ctx.settings.vocab_dir)
+
+
+def _stop_gently(worker: jobs.Worker) -> None:
+    """SIGTERM or Ctrl-C: start no new job; a second one stops the job in flight at its next batch."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        if worker.stopping.is_set():
+            worker.abort.set()
+        worker.stopping.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+@click.command(name="run-due")
+@_lease_option
+@pass_ctx
+def run_due_command(ctx: _Context, lease_ttl: float) -> None:
+    """Run the saved queries and digests whose schedule has come since their last run, then exit.
+
+    For cron or a systemd timer (every 15 minutes is plenty): each job runs once however long the
+    machine was down, under a database lease so it never runs twice at once. SIGTERM or Ctrl-C
+    lets the job in flight finish; a second one stops it at its next batch. Exit 0 when every job
+    that was due succeeded (or nothing was due), 1 if one failed (the others still ran), 2 if a
+    query or group file has an error (what the valid ones define still ran).
+    """
+    worker = _worker(ctx, lease_ttl)
+    db.require_schema(worker.engine)
+    plan = jobs.load_plan(ctx.settings, today=worker.clock().date())
+    bad = _report_problems(plan.problems)
+    _stop_gently(worker)
+    results = worker.run_due(plan, lambda result: click.echo(result.line()))
+    if not results:
+        click.echo("nothing is due")
+    upcoming = jobs.next_due(plan, worker.clock())
+    if upcoming is not None:
+        click.echo(f"next: {upcoming[0]:%Y-%m-%d %H:%M} UTC: {', '.join(job.key for job in upcoming[1])}")
+    failed = sum(1 for r in results if r.failed)
+    if failed:
+        click.echo(f"litwatch: error: {failed} job(s) failed; each is tried again at its next scheduled time",
+                   err=True)
+        sys.exit(1)
+    if bad:
+        click.echo(f"litwatch: error: {bad} problem(s) in the query or group files; what they define did not run",
+                   err=True)
+        sys.exit(2)
+
+
+@click.command(name="schedule")
+@_lease_option
+@click.option("--watch-interval", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              metavar="SECONDS", help="How often to look for edited query, group and vocabulary files.")
+@pass_ctx
+def schedule_command(ctx: _Context, lease_ttl: float, watch_interval: float) -> None:
+    """Run saved queries and digests on their schedules until stopped (a daemon).
+
+    Catches up once on what fell due while it was not running, then runs each job when its cron
+    schedule fires, logging one line per job. Edited files are picked up within WATCH-INTERVAL
+    seconds, or at once on SIGHUP. SIGTERM or Ctrl-C finishes the job in flight and exits 0; a
+    second one stops that job at its next batch (its watermark stays).
+    """
+    from litwatch.scheduling import daemon  # APScheduler is needed by this command only
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    worker = _worker(ctx, lease_ttl)
+    sys.exit(daemon.Daemon.from_settings(worker, ctx.settings, watch_interval=watch_interval).run())
+
