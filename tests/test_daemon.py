@@ -243,6 +243,37 @@ def test_jobs_follow_the_files_a_broken_file_disables_only_its_query_loudly_unti
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # in-process: one backend is enough
+def test_a_query_added_while_a_catch_up_runs_still_runs_at_once(
+    engine: Engine, fake_eutils: FakeEutils, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "queries"
+    fill(fake_eutils, folder)
+    (folder / "groups.toml").write_text(GROUPS, encoding="utf-8")
+    worker = jobs.Worker(engine, settings_for(tmp_path, fake_eutils),
+                         client=EutilsClient(fake_eutils.url, "x@example.org", backoff=0, sleep=lambda s: None))
+    release, busy = threading.Event(), threading.Event()
+    real_run_due = worker.run_due
+
+    def slow_first_catch_up(plan: Any, report: Any = None) -> Any:
+        if not busy.is_set():
+            busy.set()
+            release.wait(20)
+        return real_run_due(plan, report)
+
+    worker.run_due = slow_first_catch_up  # type: ignore[method-assign]
+    caplog.set_level(logging.INFO, "litwatch")
+    with running(daemon.Daemon.from_settings(worker, worker.settings, watch_interval=60)) as d:
+        assert busy.wait(20)  # the start-up catch-up is in flight
+        (folder / "new-topic.toml").write_text(
+            f"term = '''{TERMS['migraine-immunology']}'''\nschedule = \"0 6 * * 0\"\nstart = {TODAY}\n", encoding="utf-8")
+        d.request_reload()
+        wait_for(lambda: "query:new-topic: scheduled" in caplog.text)
+        release.set()
+        wait_for(lambda: "query:new-topic: ok" in caplog.text)  # not only at its Sunday 06:00
+    assert "skipped: maximum number of running instances" not in caplog.text
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # in-process: one backend is enough
 def test_a_failing_job_is_logged_and_retried_at_its_next_time_without_stopping_the_others(
     engine: Engine, fake_eutils: FakeEutils, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

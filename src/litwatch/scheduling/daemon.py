@@ -227,7 +227,10 @@ class Daemon:
                                    replace_existing=True)
             log.info("%s: scheduled '%s', next run %s", key, job.schedule,
                      _when(schedules.next_fire(job.schedule, now)))
-        self.scheduler.add_job(self._catch_up, id="catch-up", name="catch-up", replace_existing=True)
+        # a second instance waits for the one in flight (one worker thread), so a query added or
+        # repaired while a catch-up runs still runs at once instead of being skipped
+        self.scheduler.add_job(self._catch_up, id="catch-up", name="catch-up", replace_existing=True,
+                               max_instances=2)
         errors = sum(1 for p in plan.problems if p.severity == "error")
         log.info("%d saved queries and %d digests scheduled%s", len(plan.queries), len(plan.groups),
                  f"; {errors} file error(s) disable what they define" if errors else "")
