@@ -17,6 +17,7 @@ from typing import Any
 from litwatch.errors import ConfigError
 
 NCBI_EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
+PUBTATOR3_URL = "https://www.ncbi.nlm.nih.gov/research/pubtator3-api/"
 DEFAULT_DATABASE_URL = "sqlite:///db/litwatch.sqlite"
 CONFIG_FILE = "litwatch.toml"
 
@@ -35,6 +36,8 @@ class Settings:
     fetch_batch: int = 200  # PMIDs per efetch POST
     request_timeout: float = 30.0
     max_retries: int = 5
+    pubtator_url: str = PUBTATOR3_URL  # PubTator3 gene and disease annotations (sources/pubtator.py)
+    pubtator: str = "on"  # on | off: off asks PubTator3 nothing
     smtp_host: str | None = None
     smtp_port: int | None = None
     smtp_user: str | None = None
@@ -110,4 +113,6 @@ def load_settings(
             "database_busy_timeout (LITWATCH_DATABASE_BUSY_TIMEOUT) must be 0 or more seconds, "
             f"got {values['database_busy_timeout']:g}"
         )
+    if values.get("pubtator", "on") not in ("on", "off"):
+        raise ConfigError(f"LITWATCH_PUBTATOR must be on or off, got {values['pubtator']!r}")
     return Settings(**values)

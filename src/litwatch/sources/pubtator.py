@@ -1,0 +1,396 @@
+"""The PubTator3 client: the one place litwatch talks HTTP to PubTator3, and the reading of its answers.
+
+``PubtatorClient.export`` GETs ``{base}publications/export/biocjson?pmids=ID,...`` for up to 100
+PMIDs a request, at most 3 requests/s (PubTator3's own limit, through ``rate_limit.py``), retried
+by the one policy (``litwatch.retry``) on 429 (its Retry-After honoured), 5xx, timeouts and
+truncated or malformed bodies. A PubTator3 that cannot be reached at all (connection refused, no
+such host, a URL that answers 404) fails at once: asking again would not help, the setting is wrong.
+PMIDs PubTator3 has not annotated are absent from its answer; they come back in ``Export.missing``,
+not as an error.
+
+Answers are read with the ``bioc`` package (``parse_doc``) into BioC documents, and
+:func:`read_document` turns one into plain :class:`Annotations` (Gene and Disease mentions with
+their identifiers and spans). :func:`gene_tags` maps Gene mentions to HGNC symbols given the
+vocabulary's ``{NCBI Gene ID: symbol}``: human IDs directly, other species through their human
+orthologue when PubTator gives a HomoloGene group, else kept with their own ID and species.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from bioc import BioCDocument
+from bioc.biocjson.decoder import parse_doc
+from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+from litwatch.config import Settings
+from litwatch.errors import ConfigError, PubtatorError
+from litwatch.retry import Backoff
+from litwatch.sources.eutils import MAX_BACKOFF, RETRY_STATUSES
+from litwatch.sources.eutils import _retry_after as retry_after
+from litwatch.sources.eutils_answers import Failure
+from litwatch.sources.rate_limit import RateLimiter
+
+__all__ = [
+    "Annotations",
+    "DiseaseMention",
+    "Export",
+    "GeneMention",
+    "GeneTag",
+    "PubtatorClient",
+    "gene_tags",
+    "read_answer",
+    "read_document",
+]
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 100  # PMIDs per export request
+RATE = 3.0  # requests per second PubTator3 asks its users to stay under
+EXPORT = "publications/export/biocjson"
+HUMAN = 9606
+SOURCE = "pubtator3"
+_NOT_FOUND = "could not retrieve publications"  # PubTator3's answer when no PMID asked for is annotated
+_SETTING_HINT = "check LITWATCH_PUBTATOR_URL, or set LITWATCH_PUBTATOR=off to run without PubTator3"
+
+
+# -- what an answer says ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GeneMention:
+    """One Gene annotation: PubTator's NCBI Gene ID(s) for ``text`` at document offsets ``start:end``."""
+
+    gene_ids: tuple[int, ...]
+    text: str
+    start: int
+    end: int
+    passage: str  # the passage's type: title, abstract, ...
+    species: int | None = None  # NCBI Taxonomy id when PubTator gives one
+    homologene: str | None = None  # HomoloGene group, shared by a gene's orthologues
+    name: str | None = None  # PubTator's own symbol for the gene, in that species' spelling
+
+
+@dataclass(frozen=True)
+class DiseaseMention:
+    """One Disease annotation: its identifier (``MESH:D011471``) for ``text`` at ``start:end``."""
+
+    identifier: str
+    text: str
+    start: int
+    end: int
+    passage: str
+    name: str | None = None  # the MeSH heading PubTator normalised to
+
+    @property
+    def mesh_id(self) -> str | None:
+        """The MeSH descriptor id (``D011471``), or None for another vocabulary (OMIM)."""
+        prefix, _, rest = self.identifier.partition(":")
+        return rest if prefix.upper() == "MESH" and rest else None
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """What PubTator3 found in one paper's title and abstract."""
+
+    pmid: int
+    genes: tuple[GeneMention, ...]
+    diseases: tuple[DiseaseMention, ...]
+
+
+@dataclass
+class Export:
+    """The answer to :meth:`PubtatorClient.export`: annotated papers and the PMIDs PubTator3 lacks."""
+
+    documents: dict[int, Annotations] = field(default_factory=dict)
+    missing: list[int] = field(default_factory=list)  # asked for, not annotated by PubTator3 (yet)
+    off: bool = False  # LITWATCH_PUBTATOR=off: nothing was asked
+
+
+@dataclass(frozen=True)
+class GeneTag:
+    """A gene tag from PubTator3: ``symbol`` is HGNC's, or None when no human gene is known.
+
+    ``gene_id`` and ``species`` are what PubTator named; ``human_gene_id`` is the human gene the
+    symbol belongs to (the same ID for a human gene, the orthologue's for another species).
+    """
+
+    symbol: str | None
+    gene_id: int
+    species: int | None
+    human_gene_id: int | None
+    text: str
+    start: int
+    end: int
+    source: str = SOURCE
+
+    @property
+    def identifier(self) -> str:
+        return f"NCBIGene:{self.gene_id}"
+
+
+# -- reading answers (pure) -------------------------------------------------------------------------
+
+
+def read_answer(body: bytes) -> list[Annotations]:
+    """Every document in an export answer; raises ValueError when the body is not one.
+
+    The export wraps its documents as ``{"PubTator3": [document, ...]}``; a bare list of
+    documents and a BioC collection (``{"documents": [...]}``) are read too.
+    """
+    data = json.loads(body)
+    if isinstance(data, dict) and "PubTator3" in data:
+        items = data["PubTator3"]
+    elif isinstance(data, dict) and "documents" in data:
+        items = data["documents"]
+    elif isinstance(data, dict) and str(data.get("detail", "")).lower().startswith(_NOT_FOUND):
+        items = []
+    else:
+        items = data
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ValueError(f"not a PubTator3 export: {body[:80]!r}")
+    return [read_document(item) for item in items]
+
+
+def read_document(raw: Mapping[str, Any]) -> Annotations:
+    """One BioC JSON document (as PubTator3 writes it) to its Gene and Disease annotations.
+
+    The PMID is PubTator's ``pmid`` (or the first part of ``_id``, ``"28041912|None"``), because
+    the BioC ``id`` may be a DOI. Annotations without an identifier are left out: there is
+    nothing to tag them with.
+    """
+    try:
+        document: BioCDocument = parse_doc(dict(raw))
+        pmid = int(raw.get("pmid") or str(raw.get("_id", document.id)).split("|")[0])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a BioC document: {type(exc).__name__}: {exc}") from exc
+    genes: list[GeneMention] = []
+    diseases: list[DiseaseMention] = []
+    for passage in document.passages:
+        kind = str(passage.infons.get("type", ""))
+        for annotation in passage.annotations:
+            infons = annotation.infons
+            identifier = infons.get("identifier")
+            if not identifier or not annotation.locations:
+                continue
+            start = min(loc.offset for loc in annotation.locations)
+            end = max(loc.offset + loc.length for loc in annotation.locations)
+            if infons.get("type") == "Gene":
+                ids = tuple(int(part) for part in re.findall(r"\d+", str(identifier)))
+                if ids:
+                    genes.append(
+                        GeneMention(
+                            ids, annotation.text, start, end, kind,
+                            species=_taxonomy(infons.get("species")),
+                            homologene=str(infons["ncbi_homologene"]) if infons.get("ncbi_homologene") else None,
+                            name=infons.get("name"),
+                        )
+                    )
+            elif infons.get("type") == "Disease":
+                diseases.append(DiseaseMention(str(identifier), annotation.text, start, end, kind, infons.get("name")))
+    return Annotations(pmid, tuple(genes), tuple(diseases))
+
+
+def _taxonomy(value: object) -> int | None:
+    """A species given as ``10090`` or ``Tax:10090``, or None."""
+    match = re.search(r"\d+", str(value)) if value is not None else None
+    return int(match.group(0)) if match else None
+
+
+def gene_tags(
+    annotations: Annotations,
+    symbols: Mapping[int, str],
+    orthologues: Mapping[str, int] | None = None,
+) -> list[GeneTag]:
+    """Gene tags with HGNC symbols, one per Gene ID of each mention.
+
+    ``symbols`` is the vocabulary's ``{human NCBI Gene ID: HGNC symbol}``. A human ID gets its
+    symbol directly. Another ID gets its human orthologue's symbol when its HomoloGene group
+    leads to a human gene: through ``orthologues`` (``{group: human Gene ID}``) or a human gene of
+    the same group named in the same paper. Otherwise it is kept with its own ID and species,
+    and no symbol.
+    """
+    groups = dict(orthologues or {})
+    for mention in annotations.genes:
+        for gene_id in mention.gene_ids:
+            if gene_id in symbols and mention.homologene:
+                groups.setdefault(mention.homologene, gene_id)
+    tags = []
+    for mention in annotations.genes:
+        for gene_id in mention.gene_ids:
+            human: int | None = gene_id if gene_id in symbols else None
+            species = HUMAN if human is not None else mention.species
+            if human is None and mention.homologene in groups:
+                human = groups[mention.homologene]
+            symbol = symbols.get(human) if human is not None else None
+            tags.append(
+                GeneTag(symbol, gene_id, species, human if symbol else None, mention.text, mention.start, mention.end)
+            )
+    return tags
+
+
+# -- the client -------------------------------------------------------------------------------------
+
+
+class PubtatorClient:
+    """Asks PubTator3 at ``base_url`` for the annotations of PMIDs; see the module docstring."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        enabled: bool = True,
+        session: requests.Session | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+        batch_size: int = BATCH_SIZE,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"LITWATCH_PUBTATOR_URL must start with http:// or https://, got {base_url!r}")
+        if not 1 <= batch_size <= BATCH_SIZE:
+            raise ValueError(f"batch_size must be 1..{BATCH_SIZE}, got {batch_size}")
+        self.base_url = base_url.rstrip("/") + "/"
+        self.enabled = enabled
+        self._owns_session = session is None
+        self._session = session or requests.Session()
+        self.timeout = timeout
+        self.batch_size = batch_size
+        self.retry = Backoff(first=backoff, most=MAX_BACKOFF, attempts=max(0, max_retries) + 1, jitter=0.1)
+        self._sleep = sleep
+        self._limiter = RateLimiter(self.base_url, RATE, clock=clock, sleep=sleep)
+        self.requests_made = 0
+        self.retries = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, session: requests.Session | None = None) -> PubtatorClient:
+        """The client a run uses: URL, on/off, timeout and retries from the settings."""
+        return cls(
+            settings.pubtator_url,
+            enabled=settings.pubtator == "on",
+            session=session,
+            timeout=settings.request_timeout,
+            max_retries=settings.max_retries,
+        )
+
+    def __repr__(self) -> str:
+        return f"PubtatorClient(base_url={self.base_url!r}, enabled={self.enabled})"
+
+    def __enter__(self) -> PubtatorClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP session if this client opened it."""
+        if self._owns_session:
+            self._session.close()
+
+    def export(self, pmids: Iterable[int]) -> Export:
+        """Annotations of ``pmids`` (duplicates asked once), ``batch_size`` PMIDs a request."""
+        if not self.enabled:
+            return Export(off=True)
+        wanted = list(dict.fromkeys(int(pmid) for pmid in pmids))
+        found: dict[int, Annotations] = {}
+        for first in range(0, len(wanted), self.batch_size):
+            batch = wanted[first : first + self.batch_size]
+            asked = set(batch)
+            for document in self._export_batch(batch):
+                if document.pmid in asked:
+                    found[document.pmid] = document
+        return Export({p: found[p] for p in wanted if p in found}, [p for p in wanted if p not in found])
+
+    def _export_batch(self, pmids: Sequence[int]) -> list[Annotations]:
+        """One export request, retried (``self.retry``) until it works or attempts run out; this is
+        the one place where failed attempts turn into a PubtatorError."""
+        url = self.base_url + EXPORT
+        params = {"pmids": ",".join(str(pmid) for pmid in pmids)}
+        attempts = self.retry.attempts or 1
+        made = 0
+
+        def attempt(number: int) -> list[Annotations]:
+            nonlocal made
+            made = number
+            self._limiter.wait()
+            self.requests_made += 1
+            body = self._get(url, params)
+            try:
+                return read_answer(body)
+            except ValueError as exc:  # json.JSONDecodeError included: a garbled answer may come right
+                raise Failure(f"malformed answer: {exc}", retryable=True) from exc
+
+        def retrying(number: int, exc: BaseException, delay: float) -> None:
+            self.retries += 1
+            log.warning("PubTator3 export attempt %d/%d failed (%s); retrying in %.1f s", number, attempts, exc, delay)
+
+        try:
+            return self.retry.run(
+                attempt,
+                retryable=lambda exc: isinstance(exc, Failure) and exc.retryable,
+                told=lambda exc: exc.retry_after if isinstance(exc, Failure) else None,
+                on_retry=retrying,
+                sleep=self._sleep,
+            )
+        except Failure as failure:
+            cause = failure.__cause__ or failure
+            if isinstance(failure, _WrongUrl):
+                raise PubtatorError(f"PubTator3 at {self.base_url}: {failure.cause}; {_SETTING_HINT}") from cause
+            where = f"PubTator3 export of {len(pmids)} PMID{'s' if len(pmids) > 1 else ''} at {self.base_url}"
+            if not failure.retryable:
+                raise PubtatorError(f"{where} failed: {failure.cause} (not retried: asking again would not help)") from cause
+            raise PubtatorError(
+                f"{where} failed after {made} attempt{'s' if made > 1 else ''}: {failure.cause} "
+                "(PubTator3 may be busy or down: run again later, or set LITWATCH_PUBTATOR=off)"
+            ) from cause
+
+    def _get(self, url: str, params: Mapping[str, str]) -> bytes:
+        """Send one request; return the body of a complete answer or raise Failure."""
+        try:
+            response = self._session.get(url, params=params, timeout=self.timeout)
+            body = response.content
+        except requests.ConnectionError as exc:
+            unreachable = _unreachable(exc)
+            if unreachable is not None:
+                raise _WrongUrl(f"cannot connect ({unreachable})", retryable=False) from exc
+            raise Failure(f"{type(exc).__name__}: {exc}", retryable=True) from exc
+        except (requests.Timeout, requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+            raise Failure(f"{type(exc).__name__}: {exc}", retryable=True) from exc
+        except requests.RequestException as exc:
+            raise Failure(f"{type(exc).__name__}: {exc}", retryable=False) from exc
+        if response.status_code == 404 and _NOT_FOUND.encode() in body[:200].lower():
+            return body  # none of these PMIDs is annotated: read_answer makes it an empty list
+        if response.status_code != 200:
+            cause = f"HTTP {response.status_code} {response.reason} for {url}"
+            if response.status_code in (404, 405):
+                raise _WrongUrl(cause + " (no PubTator3 export there)", retryable=False)
+            retryable = response.status_code in RETRY_STATUSES
+            raise Failure(cause, retryable=retryable, retry_after=retry_after(response.headers.get("Retry-After")))
+        declared = response.headers.get("Content-Length", "")
+        encoding = response.headers.get("Content-Encoding", "identity").lower()
+        if declared.isdigit() and encoding == "identity" and len(body) < int(declared):
+            raise Failure(f"truncated answer: {len(body)} of {declared} bytes", retryable=True)
+        return body
+
+
+class _WrongUrl(Failure):
+    """No PubTator3 export at the configured URL: nothing answers there, or not the export API."""
+
+
+def _unreachable(exc: requests.ConnectionError) -> str | None:
+    """Why no connection could be made at all (refused, no such host), or None for a dropped one."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(reason, NameResolutionError):
+        return "no such host"
+    if isinstance(reason, NewConnectionError):
+        return "connection refused" if "refused" in str(reason).lower() else "no connection could be made"
+    return None
