@@ -17,6 +17,7 @@ from typing import Any
 from litwatch.errors import ConfigError
 
 NCBI_EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
+EUROPEPMC_URL = "https://www.ebi.ac.uk/europepmc/webservices/rest/"
 DEFAULT_DATABASE_URL = "sqlite:///db/litwatch.sqlite"
 CONFIG_FILE = "litwatch.toml"
 
@@ -28,7 +29,8 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     queries_dir: Path = Path("queries")
     eutils_url: str = NCBI_EUTILS_URL
-    email: str | None = None  # sent to NCBI with every request; required for `litwatch run`
+    europepmc_url: str = EUROPEPMC_URL
+    email: str | None = None  # sent to NCBI and Europe PMC with every request; required for `litwatch run`
     api_key: str | None = field(default=None, repr=False)
     overlap_days: int = 3  # a run re-searches this many days before its watermark
     fetch_batch: int = 200  # PMIDs per efetch POST

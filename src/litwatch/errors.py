@@ -7,6 +7,7 @@
     │   └── ParseError            PubMed XML that is malformed or truncated (file and position)
     ├── StoreError                the database cannot be opened, migrated or written
     ├── EutilsError               E-utilities failed after every retry, or answered with an ERROR
+    ├── EuropePmcError            Europe PMC failed after every retry, or cannot be reached at its URL
     ├── MailError                 a digest could not be handed to the SMTP server
     └── LockHeldError             another process holds the lease on this work
 
@@ -71,6 +72,10 @@ class StoreError(LitwatchError):
 
 class EutilsError(LitwatchError):
     """E-utilities failed after every retry, or answered with an explicit error."""
+
+
+class EuropePmcError(LitwatchError):
+    """Europe PMC failed after every retry, refused the connection or is not at the URL set."""
 
 
 class MailError(LitwatchError):
