@@ -224,39 +224,28 @@ def test_a_429_waits_as_long_as_retry_after_says(fake: FakeEuropePmc, sleeps: Sl
     assert 7.0 in sleeps.seconds
 
 
+def unreachable(client: EuropePmcClient) -> str:
+    """The message a search through ``client`` fails with."""
+    with client, pytest.raises(EuropePmcError) as caught:
+        client.search_preprints("cancer", *WINDOW)
+    return str(caught.value)
+
+
+def not_retried(url: str, cause: str) -> str:
+    return f"no Europe PMC search at {url}: {cause} (not retried: check LITWATCH_EUROPEPMC_URL, default {EUROPEPMC_URL})"
+
+
 def test_a_refused_connection_fails_at_once_naming_the_setting(sleeps: Sleeps) -> None:
     url = f"http://127.0.0.1:{free_port()}/europepmc/webservices/rest/"
-    with client_for(url, sleeps) as client:
-        with pytest.raises(EuropePmcError) as caught:
-            client.search_preprints("cancer", *WINDOW)
-    assert str(caught.value) == (
-        f"no Europe PMC search at {url}: connection refused "
-        f"(not retried: check LITWATCH_EUROPEPMC_URL, default {EUROPEPMC_URL})"
-    )
+    client = client_for(url, sleeps)
+    assert unreachable(client) == not_retried(url, "connection refused")
     assert client.requests_made == 1 and client.retries == 0
 
 
 def test_a_wrong_path_fails_at_once_naming_the_setting(fake: FakeEuropePmc, sleeps: Sleeps) -> None:
     wrong = fake.url.replace("/rest/", "/rst/")
-    with client_for(wrong, sleeps) as client:
-        with pytest.raises(EuropePmcError) as caught:
-            client.search_preprints("cancer", *WINDOW)
-    assert str(caught.value) == (
-        f"no Europe PMC search at {wrong}: HTTP 404 Not Found for {wrong}search "
-        f"(not retried: check LITWATCH_EUROPEPMC_URL, default {EUROPEPMC_URL})"
-    )
+    assert unreachable(client_for(wrong, sleeps)) == not_retried(wrong, f"HTTP 404 Not Found for {wrong}search")
     assert fake.count() == 1
-
-
-# -- politeness ------------------------------------------------------------------------------------
-
-
-def test_at_most_ten_requests_arrive_in_any_second(fake: FakeEuropePmc) -> None:
-    with EuropePmcClient(fake.url, EMAIL, page_size=1) as client:  # the real clock and sleep
-        answer = client.search_preprints("cancer", date(2025, 6, 1), date(2025, 6, 30))
-    assert (answer.receipt.results, fake.count()) == (24, 25)
-    assert fake.busiest_second() <= 10
-
 
 
 class UnresolvableSession(requests.Session):
@@ -269,11 +258,16 @@ class UnresolvableSession(requests.Session):
 
 def test_a_host_that_does_not_resolve_fails_at_once_naming_the_setting(sleeps: Sleeps) -> None:
     url = "https://europepmc.example/rest/"
-    with EuropePmcClient(url, EMAIL, session=UnresolvableSession(), sleep=sleeps) as client:
-        with pytest.raises(EuropePmcError) as caught:
-            client.search_preprints("cancer", *WINDOW)
-    assert str(caught.value) == (
-        f"no Europe PMC search at {url}: host not found "
-        f"(not retried: check LITWATCH_EUROPEPMC_URL, default {EUROPEPMC_URL})"
-    )
+    client = EuropePmcClient(url, EMAIL, session=UnresolvableSession(), sleep=sleeps)
+    assert unreachable(client) == not_retried(url, "host not found")
     assert client.requests_made == 1 and sleeps.seconds == []
+
+
+# -- politeness ------------------------------------------------------------------------------------
+
+
+def test_at_most_ten_requests_arrive_in_any_second(fake: FakeEuropePmc) -> None:
+    with EuropePmcClient(fake.url, EMAIL, page_size=1) as client:  # the real clock and sleep
+        answer = client.search_preprints("cancer", date(2025, 6, 1), date(2025, 6, 30))
+    assert (answer.receipt.results, fake.count()) == (24, 25)
+    assert fake.busiest_second() <= 10
