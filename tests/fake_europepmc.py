@@ -69,6 +69,7 @@ class FakeEuropePmc:
         self.results: list[dict[str, Any]] = []
         self.requests: list[LoggedRequest] = []
         self.repeat_cursor = False  # True: the last full page's nextCursorMark repeats the one asked for
+        self.hit_count_extra = 0  # added to hitCount, as when papers are indexed while a client pages
         self._fault: Fault | None = None
         self._fault_times: int | None = None
         self._lock = threading.Lock()
@@ -174,7 +175,7 @@ class FakeEuropePmc:
         )
         return {
             "version": VERSION,
-            "hitCount": len(matches),
+            "hitCount": len(matches) + self.hit_count_extra,
             "nextCursorMark": next_cursor,
             "nextPageUrl": next_url,
             "request": request,

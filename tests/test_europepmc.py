@@ -158,6 +158,14 @@ def test_a_repeated_cursor_ends_paging_without_looping(fake: FakeEuropePmc, slee
     assert (answer.receipt.pages, fake.count()) == (3, 3)
 
 
+def test_fewer_results_than_europe_pmc_counted_is_a_warning_on_the_receipt(fake: FakeEuropePmc, sleeps: Sleeps) -> None:
+    fake.hit_count_extra = 2
+    with client_for(fake.url, sleeps) as client:
+        answer = client.search_preprints("cancer", *WINDOW)
+    assert answer.receipt.results == 13
+    assert answer.receipt.warnings == ("Europe PMC counted 15 results but paging gave 13",)
+
+
 def test_a_window_without_preprints_is_an_empty_answer_not_an_error(fake: FakeEuropePmc, sleeps: Sleeps) -> None:
     with client_for(fake.url, sleeps) as client:
         answer = client.search_preprints("cancer", date(2025, 7, 1), date(2025, 7, 7))
@@ -214,6 +222,17 @@ def test_a_fault_that_lasts_is_a_loud_error_never_no_preprints(
     assert message.endswith("(Europe PMC may be busy or down: run again later)")
     assert "\n" not in message and caught.value.exit_code == 1
     assert fake.count() == 3
+
+
+def test_a_refusal_that_asking_again_cannot_change_is_not_retried(fake: FakeEuropePmc, sleeps: Sleeps) -> None:
+    fake.inject(Fault.http(400))
+    with client_for(fake.url, sleeps) as client, pytest.raises(EuropePmcError) as caught:
+        client.search_preprints("cancer", *WINDOW)
+    assert str(caught.value) == (
+        f"Europe PMC search at {fake.url} failed after 1 attempt: HTTP 400 Bad Request: 400 "
+        "(not retried: asking again would not help)"
+    )
+    assert fake.count() == 1
 
 
 def test_a_429_waits_as_long_as_retry_after_says(fake: FakeEuropePmc, sleeps: Sleeps) -> None:

@@ -58,6 +58,7 @@ class SearchReceipt:
     pages: int
     requests: int
     retries: int
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -164,8 +165,10 @@ class EuropePmcClient:
                 break
             cursor = page.next_cursor
             followed.add(cursor)
-        if len(results) < hit_count:
-            log.warning("Europe PMC counted %d results for %r but paging gave %d", hit_count, query, len(results))
+        warnings = []
+        if len(results) < hit_count:  # e.g. preprints indexed while paging; the next run's overlap finds them
+            warnings.append(f"Europe PMC counted {hit_count} results but paging gave {len(results)}")
+            log.warning("%s for %r", warnings[-1], query)
         receipt = SearchReceipt(
             query=query,
             hit_count=hit_count,
@@ -173,6 +176,7 @@ class EuropePmcClient:
             pages=pages,
             requests=self.requests_made - requests_before,
             retries=self.retries - retries_before,
+            warnings=tuple(warnings),
         )
         return SearchAnswer(results, receipt)
 
