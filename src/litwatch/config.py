@@ -18,6 +18,7 @@ from litwatch.errors import ConfigError
 
 NCBI_EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 PUBTATOR3_URL = "https://www.ncbi.nlm.nih.gov/research/pubtator3-api/"
+EUROPEPMC_URL = "https://www.ebi.ac.uk/europepmc/webservices/rest/"
 DEFAULT_DATABASE_URL = "sqlite:///db/litwatch.sqlite"
 CONFIG_FILE = "litwatch.toml"
 
@@ -30,7 +31,8 @@ class Settings:
     database_busy_timeout: float = 30.0  # seconds SQLite waits for another writer before "is locked"
     queries_dir: Path = Path("queries")
     eutils_url: str = NCBI_EUTILS_URL
-    email: str | None = None  # sent to NCBI with every request; required for `litwatch run`
+    europepmc_url: str = EUROPEPMC_URL
+    email: str | None = None  # sent to NCBI and Europe PMC with every request; required for `litwatch run`
     api_key: str | None = field(default=None, repr=False)
     overlap_days: int = 3  # a run re-searches this many days before its watermark
     fetch_batch: int = 200  # PMIDs per efetch POST

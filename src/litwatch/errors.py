@@ -8,6 +8,7 @@
     ├── StoreError                the database cannot be opened, migrated or written
     ├── EutilsError               E-utilities failed after every retry, or answered with an ERROR
     ├── PubtatorError             PubTator3 failed after every retry, or cannot be reached at its URL
+    ├── EuropePmcError            Europe PMC failed after every retry, or cannot be reached at its URL
     ├── MailError                 a digest could not be handed to the SMTP server
     └── LockHeldError             another process holds the lease on this work
 
@@ -76,6 +77,10 @@ class EutilsError(LitwatchError):
 
 class PubtatorError(LitwatchError):
     """PubTator3 failed after every retry, or cannot be reached at ``LITWATCH_PUBTATOR_URL``."""
+
+
+class EuropePmcError(LitwatchError):
+    """Europe PMC failed after every retry, refused the connection or is not at the URL set."""
 
 
 class MailError(LitwatchError):
