@@ -33,7 +33,7 @@ from litwatch.files.queries import SavedQuery
 from litwatch.pipeline import run as runner
 from litwatch.pipeline.run import Eutils, Receipt
 from litwatch.scheduling import schedules
-from litwatch.scheduling.plan import Group, Job, JobPlan, last_attempt
+from litwatch.scheduling.plan import Job, JobPlan, ScheduledGroup, last_attempt
 from litwatch.scheduling.plan import (
     due_at as due_at,  # the CLI's names: jobs.load_plan, ...
 )
@@ -218,7 +218,7 @@ class Worker:
                 break
         return ", ".join(pending) or None
 
-    def _digest(self, group: Group, now: dt.datetime, late: str | None = None,
+    def _digest(self, group: ScheduledGroup, now: dt.datetime, late: str | None = None,
                 since: dt.datetime | None = None) -> JobResult:
         receipt = self.deliver(self.engine, self.settings, group, now=now, since=since)
         status = str(receipt.status)

@@ -36,7 +36,7 @@ digests = models.table(models.Digest)
 UNFINISHED_DIGEST = ("prepared", "accepted")  # a crash left these; deliver_group finishes them
 
 
-class Group(Protocol):
+class ScheduledGroup(Protocol):
     """What the scheduler reads of a litwatch.files.groups.Group (tests pass stand-ins)."""
 
     @property
@@ -54,7 +54,7 @@ class Job:
     kind: Literal["query", "digest"]
     name: str
     schedule: schedules.Schedule
-    target: SavedQuery | Group
+    target: SavedQuery | ScheduledGroup
 
     @property
     def key(self) -> str:
@@ -67,7 +67,7 @@ class JobPlan:
     """The jobs the query and group files define, and every problem found in those files."""
 
     queries: list[SavedQuery] = field(default_factory=list)
-    groups: list[Group] = field(default_factory=list)
+    groups: list[ScheduledGroup] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     jobs: list[Job] = field(default_factory=list)
 
@@ -91,7 +91,7 @@ class JobPlan:
 
 
 
-def build_plan(queries: Iterable[SavedQuery], groups: Iterable[Group], problems: Iterable[Problem], *,
+def build_plan(queries: Iterable[SavedQuery], groups: Iterable[ScheduledGroup], problems: Iterable[Problem], *,
                groups_file: Path = Path("groups.toml")) -> JobPlan:
     """Turn loaded queries and groups into jobs; a schedule the scheduler cannot read disables its job."""
     plan = JobPlan(list(queries), list(groups), list(problems))

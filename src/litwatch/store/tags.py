@@ -22,7 +22,7 @@ from litwatch.records import (
 )
 from litwatch.store import models
 from litwatch.store.engine import in_chunks
-from litwatch.tagging.papers import Paper, load_tagger, tags_by_pmid
+from litwatch.tagging.papers import TaggablePaper, load_tagger, tags_by_pmid
 from litwatch.tagging.tagger import Tag, Tagger
 
 __all__ = ["load_tagger", "retag_all", "save_tags", "tag_changed", "tag_records"]
@@ -60,7 +60,7 @@ def tag_records(conn: Connection, tagger: Tagger, records: Sequence[PaperRecord]
 
 def tag_changed(
     conn: Connection,
-    records: Sequence[Paper],
+    records: Sequence[TaggablePaper],
     changed_pmids: Iterable[int],
     *,
     tagger: Tagger | None = None,

@@ -18,7 +18,7 @@ from litwatch.records import PaperRecord
 from litwatch.tagging.tagger import Tag, Tagger
 
 
-class Paper(Protocol):
+class TaggablePaper(Protocol):
     """A parsed record, or the rows prepared from one (``store.rows.Prepared``)."""
 
     @property
@@ -38,7 +38,7 @@ def tag_paper(tagger: Tagger | None, record: PaperRecord) -> list[Tag]:
 
 
 def tags_by_pmid(
-    records: Iterable[Paper], tagger: Tagger | None, found: Mapping[int, list[Tag]] | None = None
+    records: Iterable[TaggablePaper], tagger: Tagger | None, found: Mapping[int, list[Tag]] | None = None
 ) -> dict[int, list[Tag]]:
     """The tags of each paper, keyed by PMID (a later copy of a PMID wins, as it does in the store).
 
