@@ -18,14 +18,13 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from litwatch.config import EUROPEPMC_URL, Settings
 from litwatch.errors import ConfigError, EuropePmcError
-from litwatch.retry import Backoff
-from litwatch.sources.http import Failure, HttpDoor, Session, Unreachable
+from litwatch.sources.http import Failure, HttpClient, HttpDoor, Session, Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ def preprint_query(query: str, start: dt.date, end: dt.date) -> str:
     return f"({query.strip()}) AND SRC:PPR AND FIRST_IDATE:[{start.isoformat()} TO {end.isoformat()}]"
 
 
-class EuropePmcClient:
+class EuropePmcClient(HttpClient):
     """Searches Europe PMC at ``base_url``; see the module docstring for what is retried."""
 
     def __init__(
@@ -114,37 +113,8 @@ class EuropePmcClient:
             max_retries=settings.max_retries,
         )
 
-    @property
-    def retry(self) -> Backoff:
-        """The retry policy each request runs under."""
-        return self._door.retry
-
-    @property
-    def timeout(self) -> float:
-        return self._door.timeout
-
-    @property
-    def requests_made(self) -> int:
-        """Requests sent so far, retries included."""
-        return self._door.requests_made
-
-    @property
-    def retries(self) -> int:
-        """Failed attempts that were tried again."""
-        return self._door.retries
-
     def __repr__(self) -> str:
         return f"EuropePmcClient(base_url={self.base_url!r}, email={self.email!r})"
-
-    def __enter__(self) -> EuropePmcClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP session if this client opened it."""
-        self._door.close()
 
     def search_preprints(self, query: str, start: dt.date, end: dt.date) -> SearchAnswer:
         """Every preprint matching ``query`` first indexed in ``start..end``, with the receipt."""

@@ -21,7 +21,6 @@ from typing import TypeVar
 
 from litwatch.config import Settings
 from litwatch.errors import ConfigError, EutilsError
-from litwatch.retry import Backoff
 from litwatch.sources.eutils_answers import (
     ESEARCH_MAX_IDS,
     SearchResult,
@@ -29,7 +28,7 @@ from litwatch.sources.eutils_answers import (
     error_detail,
     parse_esearch,
 )
-from litwatch.sources.http import Failure, HttpDoor, Session
+from litwatch.sources.http import Failure, HttpClient, HttpDoor, Session
 from litwatch.sources.rate_limit import RATE_WITH_KEY, RATE_WITHOUT_KEY
 
 __all__ = ["ESEARCH_MAX_IDS", "EutilsClient", "SearchResult"]
@@ -44,7 +43,7 @@ TOOL = "litwatch"
 _API_KEY_PARAM = re.compile(r"(api_key=)[^&\s'\"]+")
 
 
-class EutilsClient:
+class EutilsClient(HttpClient):
     """Talks to E-utilities at ``base_url`` for PubMed searches and fetches."""
 
     def __init__(
@@ -102,38 +101,9 @@ class EutilsClient:
         """Attempts after the first one a failed request gets."""
         return (self.retry.attempts or 1) - 1
 
-    @property
-    def retry(self) -> Backoff:
-        """The retry policy each request runs under."""
-        return self._door.retry
-
-    @property
-    def timeout(self) -> float:
-        return self._door.timeout
-
-    @property
-    def requests_made(self) -> int:
-        """Requests sent so far, retries included."""
-        return self._door.requests_made
-
-    @property
-    def retries(self) -> int:
-        """Failed attempts that were tried again."""
-        return self._door.retries
-
     def __repr__(self) -> str:
         key = "'***'" if self._api_key else "None"
         return f"EutilsClient(base_url={self.base_url!r}, email={self.email!r}, api_key={key})"
-
-    def __enter__(self) -> EutilsClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP session if this client opened it."""
-        self._door.close()
 
     def esearch(
         self,

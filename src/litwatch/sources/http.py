@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from typing import Self, TypeVar
 
 import requests
 from urllib3.exceptions import NameResolutionError, NewConnectionError
@@ -39,6 +39,7 @@ __all__ = [
     "MAX_RETRY_AFTER",
     "RETRY_STATUSES",
     "Failure",
+    "HttpClient",
     "HttpDoor",
     "Session",
     "Unreachable",
@@ -199,6 +200,45 @@ class HttpDoor:
         if declared.isdigit() and encoding == "identity" and len(body) < int(declared):
             raise Failure(f"truncated answer: {len(body)} of {declared} bytes", retryable=True)
         return body
+
+
+class HttpClient:
+    """What every client built on a door shares: closing it, its retry policy, its counters.
+
+    A subclass sets ``self._door`` in its constructor and keeps its own requests and messages.
+    """
+
+    _door: HttpDoor
+
+    @property
+    def retry(self) -> Backoff:
+        """The retry policy each request runs under."""
+        return self._door.retry
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a request may take."""
+        return self._door.timeout
+
+    @property
+    def requests_made(self) -> int:
+        """Requests sent so far, retries included."""
+        return self._door.requests_made
+
+    @property
+    def retries(self) -> int:
+        """Failed attempts that were tried again."""
+        return self._door.retries
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP session if this client opened it."""
+        self._door.close()
 
 
 def _no_connection(exc: requests.ConnectionError) -> str | None:

@@ -30,8 +30,7 @@ from bioc.biocjson.decoder import parse_doc
 
 from litwatch.config import Settings
 from litwatch.errors import ConfigError, PubtatorError
-from litwatch.retry import Backoff
-from litwatch.sources.http import Failure, HttpDoor, Session, Unreachable
+from litwatch.sources.http import Failure, HttpClient, HttpDoor, Session, Unreachable
 
 __all__ = [
     "Annotations",
@@ -234,7 +233,7 @@ def gene_tags(
 # -- the client -------------------------------------------------------------------------------------
 
 
-class PubtatorClient:
+class PubtatorClient(HttpClient):
     """Asks PubTator3 at ``base_url`` for the annotations of PMIDs; see the module docstring."""
 
     def __init__(
@@ -273,37 +272,8 @@ class PubtatorClient:
             max_retries=settings.max_retries,
         )
 
-    @property
-    def retry(self) -> Backoff:
-        """The retry policy each request runs under."""
-        return self._door.retry
-
-    @property
-    def timeout(self) -> float:
-        return self._door.timeout
-
-    @property
-    def requests_made(self) -> int:
-        """Requests sent so far, retries included."""
-        return self._door.requests_made
-
-    @property
-    def retries(self) -> int:
-        """Failed attempts that were tried again."""
-        return self._door.retries
-
     def __repr__(self) -> str:
         return f"PubtatorClient(base_url={self.base_url!r}, enabled={self.enabled})"
-
-    def __enter__(self) -> PubtatorClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP session if this client opened it."""
-        self._door.close()
 
     def export(self, pmids: Iterable[int]) -> Export:
         """Annotations of ``pmids`` (duplicates asked once), ``batch_size`` PMIDs a request."""
