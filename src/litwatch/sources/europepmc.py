@@ -1,4 +1,4 @@
-"""The Europe PMC client: the one place litwatch talks HTTP to Europe PMC's REST ``search``.
+"""The Europe PMC client: what litwatch asks Europe PMC's REST ``search``, over the one HTTP door (``http.py``).
 
 Every request is a GET of ``{base}search?query=...&resultType=core&format=json&pageSize=...&
 cursorMark=...`` carrying the contact ``email``, waits for its turn under a rate limit of 10

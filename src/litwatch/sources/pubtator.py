@@ -1,4 +1,4 @@
-"""The PubTator3 client: the one place litwatch talks HTTP to PubTator3, and the reading of its answers.
+"""The PubTator3 client over the one HTTP door (``http.py``), and the reading of its answers.
 
 ``PubtatorClient.export`` GETs ``{base}publications/export/biocjson?pmids=ID,...`` for up to 100
 PMIDs a request, at most 3 requests/s (PubTator3's own limit, through ``rate_limit.py``), retried
