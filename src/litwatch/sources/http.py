@@ -20,7 +20,6 @@ Each client turns the last ``Failure`` into its own error (``EutilsError``, ``Pu
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -45,8 +44,6 @@ __all__ = [
     "Unreachable",
     "retry_after",
 ]
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Session = requests.Session
