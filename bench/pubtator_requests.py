@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from fake_pubtator import FakePubtator, Fault  # noqa: E402
+from fake_pubtator import FakePubtator  # noqa: E402
 
 from litwatch.sources.pubtator import PubtatorClient  # noqa: E402
 
@@ -25,26 +25,9 @@ PAPERS = 1000
 UNKNOWN = 20
 
 
-class PoliceFake(FakePubtator):
-    """The fake, refusing (429) any request that would make more than 3 in one second."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.starts: list[float] = []
-        self.refused = 0
-
-    def _handle(self, path: str, params: dict[str, str]) -> tuple[Fault | None, int, bytes]:
-        now = time.monotonic()
-        recent = [t for t in self.starts if now - t < 1.0]
-        self.starts.append(now)
-        if len(recent) >= 3:
-            self.refused += 1
-            return Fault.http(429, retry_after="1"), 200, b""
-        return super()._handle(path, params)
-
-
 def main() -> None:
-    with PoliceFake() as fake:
+    with FakePubtator() as fake:
+        fake.refuse_over(3)  # PubTator3's limit
         fake.add_documents_from_dir(ROOT / "tests" / "fixtures" / "pubtator3")
         real = len(fake.documents)
         known = fake.add_clones(PAPERS - UNKNOWN, first_pmid=40_000_000)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from fake_eutils import FakeEutils, Fault  # noqa: E402
+from fake_eutils import FakeEutils  # noqa: E402
 
 from litwatch.files.queries import SavedQuery  # noqa: E402
 from litwatch.pipeline import run as runner  # noqa: E402
@@ -30,30 +30,13 @@ TODAY = dt.date(2026, 11, 23)
 BATCH = 200
 
 
-class PoliceFake(FakeEutils):
-    """The fake, refusing (429) any request that would make more than 3 in one second."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.starts: list[float] = []
-        self.refused = 0
-
-    def _handle(self, method: str, path: str, params: dict[str, str]) -> tuple[Fault | None, int, bytes]:
-        now = time.monotonic()
-        recent = [t for t in self.starts if now - t < 1.0]
-        self.starts.append(now)
-        if len(recent) >= 3:
-            self.refused += 1
-            return Fault.http(429, retry_after="1"), 200, b""
-        return super()._handle(method, path, params)
-
-
 def query(name: str) -> SavedQuery:
     return SavedQuery(name, f"{name}[tiab]", name, None, TODAY - dt.timedelta(days=30), (), Path(f"{name}.toml"))
 
 
 def main() -> None:
-    with PoliceFake() as fake, tempfile.TemporaryDirectory() as tmp:
+    with FakeEutils() as fake, tempfile.TemporaryDirectory() as tmp:
+        fake.refuse_over(3)  # NCBI's limit without an API key
         for path in sorted((ROOT / "tests" / "fixtures" / "pubmed" / "metapub").glob("*.xml")):
             fake.add_records_from_file(path, crdt=TODAY - dt.timedelta(days=40))
         engine = db.make_engine(f"sqlite:///{tmp}/bench.sqlite")

@@ -1,7 +1,7 @@
 """A loopback fake of Europe PMC's REST ``search`` for end-to-end tests over real sockets.
 
-``FakeEuropePmc`` runs a small ``ThreadingHTTPServer`` on 127.0.0.1 (port 0) in a background
-thread and holds ``results``: real Europe PMC result objects loaded from recorded answers. It
+``FakeEuropePmc`` runs on the loopback server of ``loopback.py`` (127.0.0.1, port 0) and holds
+``results``: real Europe PMC result objects loaded from recorded answers. It
 answers ``GET {base}search`` in the shape of the recorded answers (``version``, ``hitCount``,
 ``nextCursorMark``, ``nextPageUrl``, ``request``, ``resultList``), understanding the window form
 ``(<term>) AND SRC:PPR AND FIRST_IDATE:[YYYY-MM-DD TO YYYY-MM-DD]`` (any other query matches
@@ -20,18 +20,19 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode
+
+from loopback import Fault, Loopback, Reply  # Fault: the tests inject it from here
 
 EMPTY_ANSWER = Path(__file__).parent / "fixtures" / "europepmc" / "search_no_results.json"
 VERSION = "6.9"  # as in the recorded answers
 BASE_PATH = "/europepmc/webservices/rest/"
 BASE_URL_FOR_LINKS = "https://www.ebi.ac.uk/europepmc/webservices/rest/"  # as nextPageUrl reads in real answers
+JSON = "application/json;charset=UTF-8"
 _WINDOW = re.compile(
     r"^\((?P<term>.*)\) AND SRC:PPR AND FIRST_IDATE:\[(?P<lo>\d{4}-\d{2}-\d{2}) TO (?P<hi>\d{4}-\d{2}-\d{2})\]$",
     re.DOTALL,
@@ -46,66 +47,18 @@ class LoggedRequest:
     at: float  # time.monotonic() when the request arrived
 
 
-@dataclass
-class Fault:
-    """A faulty answer: an HTTP status (with headers), a cut-off body, or malformed JSON in a 200."""
-
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    truncate: bool = False  # the real answer's headers and half its body, then hang up
-    malformed: bool = False  # a complete 200 answer whose JSON stops half-way
-
-    @classmethod
-    def http(cls, status: int, retry_after: str | None = "0") -> Fault:
-        headers = {"Retry-After": retry_after} if retry_after is not None else {}
-        return cls(status=status, headers=headers, body=f"<html><body><h1>{status}</h1></body></html>".encode())
-
-
-class FakeEuropePmc:
+class FakeEuropePmc(Loopback):
     """Recorded Europe PMC results behind a loopback REST server; see the module docstring."""
 
+    base_path = BASE_PATH
+    name = "fake-europepmc"
+
     def __init__(self) -> None:
+        super().__init__()
         self.results: list[dict[str, Any]] = []
         self.requests: list[LoggedRequest] = []
         self.repeat_cursor = False  # True: the last full page's nextCursorMark repeats the one asked for
         self.hit_count_extra = 0  # added to hitCount, as when papers are indexed while a client pages
-        self._fault: Fault | None = None
-        self._fault_times: int | None = None
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> FakeEuropePmc:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.fake = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-europepmc", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            assert self._thread is not None
-            self._thread.join()
-            self._server = None
-
-    def __enter__(self) -> FakeEuropePmc:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}{BASE_PATH}"
 
     # -- data, faults and the request log ----------------------------------------------------------
     def add_results_from_file(self, path: Path | str) -> list[str]:
@@ -115,15 +68,6 @@ class FakeEuropePmc:
         self.results.extend(found)
         return [r["id"] for r in found]
 
-    def inject(self, fault: Fault, *, times: int | None = None) -> None:
-        """The next ``times`` requests (all of them when None) get ``fault``."""
-        with self._lock:
-            self._fault, self._fault_times = fault, times
-
-    def count(self) -> int:
-        with self._lock:
-            return len(self.requests)
-
     def busiest_second(self) -> int:
         """The most requests that arrived within any one second."""
         with self._lock:
@@ -131,21 +75,16 @@ class FakeEuropePmc:
         return max((sum(1 for t in times[i:] if t - start < 1.0) for i, start in enumerate(times)), default=0)
 
     # -- answering -------------------------------------------------------------------------------
-    def _handle(self, path: str, params: dict[str, str]) -> tuple[Fault | None, int, bytes]:
-        with self._lock:
-            self.requests.append(LoggedRequest("GET", path, params, time.monotonic()))
-            fault = self._fault
-            if fault is not None and self._fault_times is not None:
-                self._fault_times -= 1
-                if self._fault_times <= 0:
-                    self._fault = None
+    def answer(self, method: str, path: str, params: dict[str, str]) -> Reply:
+        fault = self.take_fault(LoggedRequest(method, path, params, time.monotonic()))
         if path != BASE_PATH + "search":
-            return None, 404, b"<html><body><h1>404 Not Found</h1></body></html>"
+            return Reply(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
         cursor = params.get("cursorMark", "*")
         offset = _offset(cursor)
         if offset is None:
-            return None, 400, json.dumps({"errCode": 400, "errMsg": f"invalid cursorMark {cursor}"}).encode()
-        return fault, 200, json.dumps(self._page(params, cursor, offset), indent=2).encode()
+            body = json.dumps({"errCode": 400, "errMsg": f"invalid cursorMark {cursor}"}).encode()
+            return Reply(400, body, JSON)
+        return Reply(200, json.dumps(self._page(params, cursor, offset), indent=2).encode(), JSON, fault)
 
     def _page(self, params: dict[str, str], cursor: str, offset: int) -> dict[str, Any]:
         query = params.get("query", "")
@@ -183,7 +122,6 @@ class FakeEuropePmc:
         }
 
 
-
 def _cursor(offset: int) -> str:
     """An opaque, base64 cursor like Europe PMC's (``AoIIP4HN8ig1MzEwOTI4OQ==``)."""
     return base64.b64encode(f"litwatch-fake:{offset}".encode()).decode()
@@ -197,32 +135,3 @@ def _offset(cursor: str) -> int | None:
     except ValueError:
         return None
     return int(number) if prefix == "litwatch-fake" and number.isdigit() else None
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "FakeEuropePmc/1.0"
-
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
-        fake: FakeEuropePmc = self.server.fake  # type: ignore[attr-defined]
-        fault, status, body = fake._handle(url.path, params)
-        content_type = "application/json;charset=UTF-8" if status in (200, 400) else "text/html"
-        headers = {"Content-Type": content_type}
-        if fault is not None and fault.status != 200:
-            status, body = fault.status, fault.body
-            headers = {"Content-Type": "text/html"} | fault.headers
-        elif fault is not None and fault.malformed:
-            body = body[: len(body) // 2]
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if fault is not None and fault.truncate:
-            body = body[: len(body) // 2]
-            self.close_connection = True
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass

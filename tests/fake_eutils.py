@@ -1,8 +1,8 @@
 """A loopback fake of NCBI E-utilities for end-to-end tests over real sockets.
 
-``FakeEutils`` runs a small ``ThreadingHTTPServer`` on 127.0.0.1 (port 0) in a background thread
-and holds an in-memory PubMed: ``records[pmid] = (create_date, PubmedArticle XML bytes)``, loaded
-from real recorded efetch answers and cloned under fresh PMIDs to build large collections.
+``FakeEutils`` runs on the loopback server of ``loopback.py`` (127.0.0.1, port 0) and holds an
+in-memory PubMed: ``records[pmid] = (create_date, PubmedArticle XML bytes)``, loaded from real
+recorded efetch answers and cloned under fresh PMIDs to build large collections.
 
 It answers ``esearch.fcgi`` (GET or POST; the ``(term) AND ("YYYY/MM/DD"[crdt] : "YYYY/MM/DD"[crdt])``
 window form or mindate/maxdate; retmax capped at 9,999 ids while Count tells the full number;
@@ -24,15 +24,14 @@ from __future__ import annotations
 import gzip
 import itertools
 import re
-import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from typing import ClassVar
 from xml.sax.saxutils import escape
 
+import loopback
 from fake_pubmed_search import (
     DATE_FIELDS,
     Combined,
@@ -44,6 +43,7 @@ from fake_pubmed_search import (
     index,
     parse,
 )
+from loopback import Loopback, Reply
 
 # Prologs copied from recorded answers (Biopython's esearch1.xml and a 2025 efetch).
 ESEARCH_PROLOG = (
@@ -57,6 +57,7 @@ PUBMED_PROLOG = (
     b'"https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n'
 )
 ESEARCH_MAX_IDS = 9999
+XML = "text/xml; charset=UTF-8"
 # Text of the real answer to retstart > 9998 (json-edgecases fixture), here in its XML form.
 RETSTART_ERROR = (
     "Search Backend failed: Exception:\n'retstart' cannot be larger than 9998. For PubMed, "
@@ -95,35 +96,23 @@ class LoggedRequest:
 
 
 @dataclass
-class Fault:
+class Fault(loopback.Fault):
     """What a faulty answer looks like: an HTTP status, an ERROR in a 200, or a cut-off body."""
 
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes | None = None
     error: str | None = None  # a 200 answer whose body holds <ERROR>error</ERROR>
-    truncate: bool = False  # send the real answer's headers and half its body, then hang up
 
-    @classmethod
-    def http(cls, status: int, retry_after: str | None = "0") -> Fault:
-        headers = {"Retry-After": retry_after} if retry_after is not None else {}
-        body = RATE_LIMIT_BODY if status == 429 else f"<html><body><h1>{status}</h1></body></html>".encode()
-        return cls(status=status, headers=headers, body=body)
+    rate_limit_body: ClassVar[bytes | None] = RATE_LIMIT_BODY
 
 
-@dataclass
-class _Rule:
-    fault: Fault
-    every: int
-    times: int | None
-    seen: int = 0
-    served: int = 0
-
-
-class FakeEutils:
+class FakeEutils(Loopback):
     """In-memory PubMed behind a loopback E-utilities server; see the module docstring."""
 
+    base_path = "/entrez/eutils/"
+    name = "fake-eutils"
+    fault_class = Fault
+
     def __init__(self, *, evaluate: bool = False) -> None:
+        super().__init__()
         self.records: dict[int, tuple[date, bytes]] = {}
         self.terms: dict[str, list[int]] = {}  # term -> PMIDs; a term not here is evaluated or matches all
         self.strict_terms = False  # when True a term not in `terms` matches nothing (PhraseNotFound)
@@ -132,41 +121,6 @@ class FakeEutils:
         self.requests: list[LoggedRequest] = []
         self._history: dict[str, list[int]] = {}
         self._webenvs = itertools.count(1)
-        self._rule: _Rule | None = None
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> FakeEutils:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.fake = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-eutils", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            assert self._thread is not None
-            self._thread.join()
-            self._server = None
-
-    def __enter__(self) -> FakeEutils:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}/entrez/eutils/"
 
     # -- the in-memory PubMed --------------------------------------------------------------------
     def add_record(self, pmid: int, crdt: date, xml: bytes) -> None:
@@ -232,42 +186,25 @@ class FakeEutils:
             made.append(self.clone_record(source, first_pmid + index, day))
         return made
 
-    # -- faults and the request log --------------------------------------------------------------
-    def inject(self, fault: Fault, *, every: int = 1, times: int | None = None) -> None:
-        """From now on every ``every``-th request gets ``fault`` (at most ``times`` times)."""
-        with self._lock:
-            self._rule = _Rule(fault, every, times)
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._rule = None
-
+    # -- the request log --------------------------------------------------------------------------
     def count(self, endpoint: str | None = None) -> int:
         """Requests received so far, all of them or those to one endpoint (``"efetch.fcgi"``)."""
         with self._lock:
             return sum(1 for r in self.requests if endpoint is None or r.endpoint == endpoint)
 
     # -- answering -------------------------------------------------------------------------------
-    def _handle(self, method: str, path: str, params: dict[str, str]) -> tuple[Fault | None, int, bytes]:
-        with self._lock:
-            self.requests.append(LoggedRequest(method, path, params))
-            fault = None
-            rule = self._rule
-            if rule is not None and (rule.times is None or rule.served < rule.times):
-                rule.seen += 1
-                if rule.seen % rule.every == 0:
-                    rule.served += 1
-                    fault = rule.fault
+    def answer(self, method: str, path: str, params: dict[str, str]) -> Reply:
+        fault = self.take_fault(LoggedRequest(method, path, params))
         endpoint = path.rsplit("/", 1)[-1]
-        if fault is not None and fault.error is not None:
-            return None, 200, _error_body(endpoint, fault.error)
+        if isinstance(fault, Fault) and fault.error is not None:
+            return Reply(200, _error_body(endpoint, fault.error), XML)
         if endpoint == "esearch.fcgi":
             body = self._esearch(params)
         elif endpoint == "efetch.fcgi":
             body = self._efetch(params)
         else:
-            return None, 404, b"<html><body>Not Found</body></html>"
-        return fault, 200, body
+            return Reply(404, b"<html><body>Not Found</body></html>", XML)
+        return Reply(200, body, XML, fault)
 
     def _esearch(self, params: dict[str, str]) -> bytes:
         if params.get("db", "pubmed") != "pubmed":
@@ -363,38 +300,3 @@ def _error_body(endpoint: str, message: str) -> bytes:
     return b'<?xml version="1.0" encoding="UTF-8" ?>\n' + (
         f"<eFetchResult>\n\t<ERROR>{escape(message)}</ERROR>\n</eFetchResult>\n".encode()
     )
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "FakeEutils/1.0"
-
-    def do_GET(self) -> None:
-        self._answer("GET", "")
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self._answer("POST", self.rfile.read(length).decode("utf-8"))
-
-    def _answer(self, method: str, form: str) -> None:
-        url = urlsplit(self.path)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
-        params.update(parse_qsl(form, keep_blank_values=True))
-        fake: FakeEutils = self.server.fake  # type: ignore[attr-defined]
-        fault, status, body = fake._handle(method, url.path, params)
-        headers = {"Content-Type": "text/xml; charset=UTF-8"}
-        if fault is not None and fault.status != 200:
-            status, body = fault.status, fault.body or b""
-            headers = {"Content-Type": "application/json" if body.startswith(b"{") else "text/html"}
-            headers |= fault.headers
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if fault is not None and fault.truncate:
-            body = body[: len(body) // 2]
-            self.close_connection = True
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 import responses
+from fake_clock import FakeClock
 from fake_eutils import RATE_LIMIT_BODY, FakeEutils, Fault
 
 from litwatch.config import Settings
@@ -35,23 +36,6 @@ SECRET = "0123456789abcdef0123456789abcdef0123"  # shaped like an NCBI key (36 h
 
 def recorded(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
-
-
-class FakeClock:
-    """A monotonic clock that only moves when the client sleeps; it records every sleep."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
 
 
 @pytest.fixture

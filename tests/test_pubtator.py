@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 import responses
+from fake_clock import FakeClock
 from fake_pubtator import FakePubtator, Fault
 from smtp_sink import free_port
 from urllib3.exceptions import MaxRetryError, NameResolutionError
@@ -34,23 +34,6 @@ from litwatch.sources.pubtator import (
 FIXTURES = Path(__file__).parent / "fixtures" / "pubtator3"
 REAL_PMIDS = [28041912, 31003867, 31053471, 38309274, 33664495, 34546791, 37317646, 24633240]
 UNKNOWN = 99999999
-
-
-class FakeClock:
-    """A clock that only moves when the client sleeps; it records every sleep."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
 
 
 @pytest.fixture

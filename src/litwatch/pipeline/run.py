@@ -46,8 +46,11 @@ class SearchAnswer(Protocol):
 class Eutils(Protocol):
     """What the runner needs of litwatch.sources.eutils.EutilsClient (a seam for tests)."""
 
-    requests_made: int
-    retries: int
+    @property
+    def requests_made(self) -> int: ...
+
+    @property
+    def retries(self) -> int: ...
 
     def esearch(self, term: str, *, retmax: int = ...) -> SearchAnswer: ...
 

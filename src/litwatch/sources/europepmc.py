@@ -1,4 +1,4 @@
-"""The Europe PMC client: the one place litwatch talks HTTP to Europe PMC's REST ``search``.
+"""The Europe PMC client: what litwatch asks Europe PMC's REST ``search``, over the one HTTP door (``http.py``).
 
 Every request is a GET of ``{base}search?query=...&resultType=core&format=json&pageSize=...&
 cursorMark=...`` carrying the contact ``email``, waits for its turn under a rate limit of 10
@@ -18,20 +18,13 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-from urllib3.exceptions import NameResolutionError, NewConnectionError
-
 from litwatch.config import EUROPEPMC_URL, Settings
 from litwatch.errors import ConfigError, EuropePmcError
-from litwatch.retry import Backoff
-from litwatch.sources.eutils import MAX_BACKOFF, RETRY_STATUSES
-from litwatch.sources.eutils import _retry_after as retry_after
-from litwatch.sources.eutils_answers import Failure
-from litwatch.sources.rate_limit import RateLimiter
+from litwatch.sources.http import Failure, HttpClient, HttpDoor, Session, Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +33,6 @@ PACE = 9.0  # what the client keeps to: delays on the way must not bunch 11 requ
 PAGE_SIZE = 1000  # the most results Europe PMC returns per page
 FIRST_CURSOR = "*"
 SETTING = "LITWATCH_EUROPEPMC_URL"
-
-
-class _Unreachable(Failure):
-    """Nothing answers at the URL set, or something that is not Europe PMC: asking again won't help."""
-
-    def __init__(self, cause: str) -> None:
-        super().__init__(cause, retryable=False)
 
 
 @dataclass(frozen=True)
@@ -86,7 +72,7 @@ def preprint_query(query: str, start: dt.date, end: dt.date) -> str:
     return f"({query.strip()}) AND SRC:PPR AND FIRST_IDATE:[{start.isoformat()} TO {end.isoformat()}]"
 
 
-class EuropePmcClient:
+class EuropePmcClient(HttpClient):
     """Searches Europe PMC at ``base_url``; see the module docstring for what is retried."""
 
     def __init__(
@@ -94,7 +80,7 @@ class EuropePmcClient:
         base_url: str,
         email: str,
         *,
-        session: requests.Session | None = None,
+        session: Session | None = None,
         timeout: float = 30.0,
         max_retries: int = 5,
         backoff: float = 1.0,
@@ -111,17 +97,13 @@ class EuropePmcClient:
         self.base_url = base_url.rstrip("/") + "/"
         self.email = email
         self.page_size = page_size
-        self._owns_session = session is None
-        self._session = session or requests.Session()
-        self.timeout = timeout
-        self.retry = Backoff(first=backoff, most=MAX_BACKOFF, attempts=max(0, max_retries) + 1, jitter=0.1)
-        self._sleep = sleep
-        self._limiter = RateLimiter(self.base_url, PACE, clock=clock, sleep=sleep)
-        self.requests_made = 0
-        self.retries = 0
+        self._door = HttpDoor(
+            self.base_url, PACE, session=session, timeout=timeout, max_retries=max_retries,
+            backoff=backoff, sleep=sleep, clock=clock,
+        )
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, session: requests.Session | None = None) -> EuropePmcClient:
+    def from_settings(cls, settings: Settings, *, session: Session | None = None) -> EuropePmcClient:
         """The client a run uses: ``europepmc_url``, the contact ``email``, timeout and retries."""
         return cls(
             settings.europepmc_url,
@@ -133,17 +115,6 @@ class EuropePmcClient:
 
     def __repr__(self) -> str:
         return f"EuropePmcClient(base_url={self.base_url!r}, email={self.email!r})"
-
-    def __enter__(self) -> EuropePmcClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP session if this client opened it."""
-        if self._owns_session:
-            self._session.close()
 
     def search_preprints(self, query: str, start: dt.date, end: dt.date) -> SearchAnswer:
         """Every preprint matching ``query`` first indexed in ``start..end``, with the receipt."""
@@ -193,31 +164,19 @@ class EuropePmcClient:
             "cursorMark": cursor,
             "email": self.email,
         }
-        attempts = self.retry.attempts or 1
-        made = 0
 
         def attempt(number: int) -> _Page:
-            nonlocal made
-            made = number
-            self._limiter.wait()
-            self.requests_made += 1
-            return _read_page(self._get(url, params))
+            return _read_page(self._door.send("GET", url, params=params, describe=_describe, wrong_url=(404,)))
 
-        def retrying(number: int, exc: BaseException, delay: float) -> None:
-            self.retries += 1
-            log.warning("Europe PMC search attempt %d/%d failed (%s); retrying in %.1f s", number, attempts, exc, delay)
+        def retrying(number: int, attempts: int, failure: Failure, delay: float) -> None:
+            log.warning("Europe PMC search attempt %d/%d failed (%s); retrying in %.1f s", number, attempts, failure, delay)
 
         try:
-            return self.retry.run(
-                attempt,
-                retryable=lambda exc: isinstance(exc, Failure) and exc.retryable,
-                told=lambda exc: exc.retry_after if isinstance(exc, Failure) else None,
-                on_retry=retrying,
-                sleep=self._sleep,
-            )
-        except _Unreachable as failure:
+            return self._door.run(attempt, on_retry=retrying)
+        except Unreachable as failure:
+            cause = failure.cause if failure.reason is None else _UNREACHABLE.get(failure.reason, "connection refused")
             raise EuropePmcError(
-                f"no Europe PMC search at {self.base_url}: {failure.cause} (not retried: "
+                f"no Europe PMC search at {self.base_url}: {cause} (not retried: "
                 f"check {SETTING}, default {EUROPEPMC_URL})"
             ) from (failure.__cause__ or failure)
         except Failure as failure:
@@ -226,43 +185,20 @@ class EuropePmcClient:
                 if failure.retryable
                 else " (not retried: asking again would not help)"
             )
+            made = failure.attempts
             raise EuropePmcError(
                 f"Europe PMC search at {self.base_url} failed after {made} attempt{'s' if made > 1 else ''}: "
                 f"{failure.cause}{hint}"
             ) from (failure.__cause__ or failure)
 
-    def _get(self, url: str, params: Mapping[str, str]) -> bytes:
-        """Send one request; return the body of a complete 200 answer or raise Failure."""
-        try:
-            response = self._session.get(url, params=params, timeout=self.timeout)
-            body = response.content
-        except requests.Timeout as exc:
-            raise Failure(f"{type(exc).__name__}: {exc}", retryable=True) from exc
-        except requests.ConnectionError as exc:
-            reason = exc.args[0] if exc.args else None
-            reason = getattr(reason, "reason", reason)
-            if isinstance(reason, NameResolutionError):
-                raise _Unreachable("host not found") from exc
-            if isinstance(reason, NewConnectionError):
-                raise _Unreachable("connection refused") from exc
-            raise Failure(f"{type(exc).__name__}: {exc}", retryable=True) from exc
-        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
-            raise Failure(f"truncated answer ({type(exc).__name__})", retryable=True) from exc
-        except requests.RequestException as exc:
-            raise Failure(f"{type(exc).__name__}: {exc}", retryable=False) from exc
-        if response.status_code == 404:
-            raise _Unreachable(f"HTTP 404 {response.reason} for {url}")
-        if response.status_code != 200:
-            raise Failure(
-                f"HTTP {response.status_code} {response.reason}" + _detail(body),
-                retryable=response.status_code in RETRY_STATUSES,
-                retry_after=retry_after(response.headers.get("Retry-After")),
-            )
-        declared = response.headers.get("Content-Length", "")
-        encoding = response.headers.get("Content-Encoding", "identity").lower()
-        if declared.isdigit() and encoding == "identity" and len(body) < int(declared):
-            raise Failure(f"truncated answer: {len(body)} of {declared} bytes", retryable=True)
-        return body
+
+_UNREACHABLE = {"no such host": "host not found"}  # Europe PMC's wording; any other: connection refused
+
+
+def _describe(status: int, reason: str, body: bytes, url: str) -> str:
+    if status == 404:
+        return f"HTTP 404 {reason} for {url}"
+    return f"HTTP {status} {reason}" + _detail(body)
 
 
 _EMAIL_MISSING = (

@@ -1,4 +1,4 @@
-"""The E-utilities client: the one place litwatch talks HTTP to NCBI.
+"""The E-utilities client: what litwatch asks NCBI, over the one HTTP door (``http.py``).
 
 Every request carries ``tool``, ``email`` and (when set) ``api_key``, waits for its turn under a rate
 limit shared by every client and thread of the process (``rate_limit.py``: 3 requests/s, 10 with
@@ -15,27 +15,21 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import TypeVar
-
-import requests
 
 from litwatch.config import Settings
 from litwatch.errors import ConfigError, EutilsError
-from litwatch.retry import Backoff
 from litwatch.sources.eutils_answers import (
     ESEARCH_MAX_IDS,
-    Failure,
     SearchResult,
     check_pubmed,
     error_detail,
     parse_esearch,
 )
-from litwatch.sources.rate_limit import RATE_WITH_KEY, RATE_WITHOUT_KEY, RateLimiter
+from litwatch.sources.http import Failure, HttpClient, HttpDoor, Session
+from litwatch.sources.rate_limit import RATE_WITH_KEY, RATE_WITHOUT_KEY
 
 __all__ = ["ESEARCH_MAX_IDS", "EutilsClient", "SearchResult"]
 
@@ -45,14 +39,11 @@ T = TypeVar("T")
 EventHook = Callable[[str, dict[str, object]], None]
 
 TOOL = "litwatch"
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-MAX_RETRY_AFTER = 120.0  # seconds; a longer Retry-After would stall a scheduled run
-MAX_BACKOFF = 60.0
 
 _API_KEY_PARAM = re.compile(r"(api_key=)[^&\s'\"]+")
 
 
-class EutilsClient:
+class EutilsClient(HttpClient):
     """Talks to E-utilities at ``base_url`` for PubMed searches and fetches."""
 
     def __init__(
@@ -61,7 +52,7 @@ class EutilsClient:
         email: str,
         api_key: str | None = None,
         *,
-        session: requests.Session | None = None,
+        session: Session | None = None,
         timeout: float = 30.0,
         max_retries: int = 5,
         backoff: float = 1.0,
@@ -76,24 +67,20 @@ class EutilsClient:
         self.base_url = base_url.rstrip("/") + "/"
         self.email = email
         self._api_key = api_key or None
-        self._owns_session = session is None
-        self._session = session or requests.Session()
-        self.timeout = timeout
-        self.retry = Backoff(first=backoff, most=MAX_BACKOFF, attempts=max(0, max_retries) + 1, jitter=0.1)
-        self._sleep = sleep
         self._on_event = on_event
         rate = RATE_WITH_KEY if self._api_key else RATE_WITHOUT_KEY
-        self._limiter = RateLimiter(self.base_url, rate, clock=clock, sleep=sleep)
-        self._counter_lock = threading.Lock()
-        self.requests_made = 0
-        self.retries = 0
+        # unreachable_fails=False: a connection NCBI refuses is retried like a dropped one, as ever.
+        self._door = HttpDoor(
+            self.base_url, rate, session=session, timeout=timeout, max_retries=max_retries,
+            backoff=backoff, sleep=sleep, clock=clock, unreachable_fails=False,
+        )
 
     @classmethod
     def from_settings(
         cls,
         settings: Settings,
         *,
-        session: requests.Session | None = None,
+        session: Session | None = None,
         on_event: EventHook | None = None,
     ) -> EutilsClient:
         """Build the client a run uses; NCBI requires a contact email, so one must be set."""
@@ -117,17 +104,6 @@ class EutilsClient:
     def __repr__(self) -> str:
         key = "'***'" if self._api_key else "None"
         return f"EutilsClient(base_url={self.base_url!r}, email={self.email!r}, api_key={key})"
-
-    def __enter__(self) -> EutilsClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP session if this client opened it."""
-        if self._owns_session:
-            self._session.close()
 
     def esearch(
         self,
@@ -177,71 +153,32 @@ class EutilsClient:
         data = {**params, "tool": TOOL, "email": self.email}
         if self._api_key:
             data["api_key"] = self._api_key
-        attempts = self.retry.attempts or 1
-        made = 0
 
         def attempt(number: int) -> T:
-            nonlocal made
-            made = number
-            started = self._limiter.wait()
-            with self._counter_lock:
-                self.requests_made += 1
-            self._emit("request", endpoint=endpoint, attempt=number, at=started)
-            return parse(self._post(url, data))
+            def started(at: float) -> None:
+                self._emit("request", endpoint=endpoint, attempt=number, at=at)
 
-        def retrying(number: int, exc: BaseException, delay: float) -> None:
-            cause = self._redact(str(exc))
-            with self._counter_lock:
-                self.retries += 1
+            return parse(self._door.send("POST", url, data=data, describe=_describe, on_start=started))
+
+        def retrying(number: int, attempts: int, failure: Failure, delay: float) -> None:
+            cause = self._redact(str(failure))
             log.warning("%s attempt %d/%d failed (%s); retrying in %.1f s", endpoint, number, attempts, cause, delay)
             self._emit("retry", endpoint=endpoint, attempt=number, delay=delay, cause=cause)
 
         try:
-            return self.retry.run(
-                attempt,
-                retryable=lambda exc: isinstance(exc, Failure) and exc.retryable,
-                told=lambda exc: exc.retry_after if isinstance(exc, Failure) else None,
-                on_retry=retrying,
-                sleep=self._sleep,
-            )
+            return self._door.run(attempt, on_retry=retrying)
         except Failure as failure:
             hint = (
                 " (NCBI may be busy or down: run again later)"
                 if failure.retryable
                 else " (not retried: asking again would not help)"
             )
+            made = failure.attempts
             message = (
                 f"E-utilities {endpoint} at {self._redact(self.base_url)} failed after "
                 f"{made} attempt{'s' if made > 1 else ''}: {self._redact(failure.cause)}{hint}"
             )
             raise EutilsError(message) from (failure.__cause__ or failure)
-
-    def _post(self, url: str, data: Mapping[str, str]) -> bytes:
-        """Send one request; return the body of a complete 200 answer or raise Failure."""
-        try:
-            response = self._session.post(url, data=data, timeout=self.timeout)
-            body = response.content
-        except (
-            requests.ConnectionError,
-            requests.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-            requests.exceptions.ContentDecodingError,
-        ) as exc:
-            raise Failure(f"{type(exc).__name__}: {exc}", retryable=True) from exc
-        except requests.RequestException as exc:
-            raise Failure(f"{type(exc).__name__}: {exc}", retryable=False) from exc
-        if response.status_code != 200:
-            detail = error_detail(body)
-            raise Failure(
-                f"HTTP {response.status_code} {response.reason}" + (f": {detail}" if detail else ""),
-                retryable=response.status_code in RETRY_STATUSES,
-                retry_after=_retry_after(response.headers.get("Retry-After")),
-            )
-        declared = response.headers.get("Content-Length", "")
-        encoding = response.headers.get("Content-Encoding", "identity").lower()
-        if declared.isdigit() and encoding == "identity" and len(body) < int(declared):
-            raise Failure(f"truncated answer: {len(body)} of {declared} bytes", retryable=True)
-        return body
 
     def _redact(self, text: str) -> str:
         text = _API_KEY_PARAM.sub(r"\1***", text)
@@ -258,19 +195,7 @@ _EMAIL_MISSING = (
 )
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), capped."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+def _describe(status: int, reason: str, body: bytes, url: str) -> str:
+    detail = error_detail(body)
+    return f"HTTP {status} {reason}" + (f": {detail}" if detail else "")

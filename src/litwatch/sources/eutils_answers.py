@@ -17,6 +17,8 @@ from xml.parsers import expat
 
 from Bio import Entrez
 
+from litwatch.sources.http import Failure
+
 ESEARCH_MAX_IDS = 9999  # PubMed ESearch returns ids for the first 9,999 matches only
 
 # An <ERROR> text is retried only when it reads like a passing fault. The retstart message starts
@@ -56,16 +58,6 @@ class SearchResult:
     query_key: str | None = None
     query_translation: str = ""
     warnings: list[str] = field(default_factory=list)
-
-
-class Failure(Exception):
-    """One failed attempt; ``retryable`` says whether asking again could succeed."""
-
-    def __init__(self, cause: str, *, retryable: bool, retry_after: float | None = None) -> None:
-        super().__init__(cause)
-        self.cause = cause
-        self.retryable = retryable
-        self.retry_after = retry_after
 
 
 def error_detail(body: bytes) -> str:

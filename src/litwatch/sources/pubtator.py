@@ -1,4 +1,4 @@
-"""The PubTator3 client: the one place litwatch talks HTTP to PubTator3, and the reading of its answers.
+"""The PubTator3 client over the one HTTP door (``http.py``), and the reading of its answers.
 
 ``PubtatorClient.export`` GETs ``{base}publications/export/biocjson?pmids=ID,...`` for up to 100
 PMIDs a request, at most 3 requests/s (PubTator3's own limit, through ``rate_limit.py``), retried
@@ -25,18 +25,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
 from bioc import BioCDocument
 from bioc.biocjson.decoder import parse_doc
-from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from litwatch.config import Settings
 from litwatch.errors import ConfigError, PubtatorError
-from litwatch.retry import Backoff
-from litwatch.sources.eutils import MAX_BACKOFF, RETRY_STATUSES
-from litwatch.sources.eutils import _retry_after as retry_after
-from litwatch.sources.eutils_answers import Failure
-from litwatch.sources.rate_limit import RateLimiter
+from litwatch.sources.http import Failure, HttpClient, HttpDoor, Session, Unreachable
 
 __all__ = [
     "Annotations",
@@ -239,7 +233,7 @@ def gene_tags(
 # -- the client -------------------------------------------------------------------------------------
 
 
-class PubtatorClient:
+class PubtatorClient(HttpClient):
     """Asks PubTator3 at ``base_url`` for the annotations of PMIDs; see the module docstring."""
 
     def __init__(
@@ -247,7 +241,7 @@ class PubtatorClient:
         base_url: str,
         *,
         enabled: bool = True,
-        session: requests.Session | None = None,
+        session: Session | None = None,
         timeout: float = 30.0,
         max_retries: int = 5,
         backoff: float = 1.0,
@@ -261,18 +255,14 @@ class PubtatorClient:
             raise ValueError(f"batch_size must be 1..{BATCH_SIZE}, got {batch_size}")
         self.base_url = base_url.rstrip("/") + "/"
         self.enabled = enabled
-        self._owns_session = session is None
-        self._session = session or requests.Session()
-        self.timeout = timeout
         self.batch_size = batch_size
-        self.retry = Backoff(first=backoff, most=MAX_BACKOFF, attempts=max(0, max_retries) + 1, jitter=0.1)
-        self._sleep = sleep
-        self._limiter = RateLimiter(self.base_url, RATE, clock=clock, sleep=sleep)
-        self.requests_made = 0
-        self.retries = 0
+        self._door = HttpDoor(
+            self.base_url, RATE, session=session, timeout=timeout, max_retries=max_retries,
+            backoff=backoff, sleep=sleep, clock=clock,
+        )
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, session: requests.Session | None = None) -> PubtatorClient:
+    def from_settings(cls, settings: Settings, *, session: Session | None = None) -> PubtatorClient:
         """The client a run uses: URL, on/off, timeout and retries from the settings."""
         return cls(
             settings.pubtator_url,
@@ -284,17 +274,6 @@ class PubtatorClient:
 
     def __repr__(self) -> str:
         return f"PubtatorClient(base_url={self.base_url!r}, enabled={self.enabled})"
-
-    def __enter__(self) -> PubtatorClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP session if this client opened it."""
-        if self._owns_session:
-            self._session.close()
 
     def export(self, pmids: Iterable[int]) -> Export:
         """Annotations of ``pmids`` (duplicates asked once), ``batch_size`` PMIDs a request."""
@@ -315,82 +294,40 @@ class PubtatorClient:
         the one place where failed attempts turn into a PubtatorError."""
         url = self.base_url + EXPORT
         params = {"pmids": ",".join(str(pmid) for pmid in pmids)}
-        attempts = self.retry.attempts or 1
-        made = 0
 
         def attempt(number: int) -> list[Annotations]:
-            nonlocal made
-            made = number
-            self._limiter.wait()
-            self.requests_made += 1
-            body = self._get(url, params)
+            body = self._door.send(
+                "GET", url, params=params, describe=_describe, wrong_url=(404, 405), accept=_answered
+            )
             try:
                 return read_answer(body)
             except ValueError as exc:  # json.JSONDecodeError included: a garbled answer may come right
                 raise Failure(f"malformed answer: {exc}", retryable=True) from exc
 
-        def retrying(number: int, exc: BaseException, delay: float) -> None:
-            self.retries += 1
-            log.warning("PubTator3 export attempt %d/%d failed (%s); retrying in %.1f s", number, attempts, exc, delay)
+        def retrying(number: int, attempts: int, failure: Failure, delay: float) -> None:
+            log.warning("PubTator3 export attempt %d/%d failed (%s); retrying in %.1f s", number, attempts, failure, delay)
 
         try:
-            return self.retry.run(
-                attempt,
-                retryable=lambda exc: isinstance(exc, Failure) and exc.retryable,
-                told=lambda exc: exc.retry_after if isinstance(exc, Failure) else None,
-                on_retry=retrying,
-                sleep=self._sleep,
-            )
+            return self._door.run(attempt, on_retry=retrying)
+        except Unreachable as failure:
+            why = f"cannot connect ({failure.reason})" if failure.reason else f"{failure.cause} (no PubTator3 export there)"
+            raise PubtatorError(f"PubTator3 at {self.base_url}: {why}; {_SETTING_HINT}") from (failure.__cause__ or failure)
         except Failure as failure:
-            cause = failure.__cause__ or failure
-            if isinstance(failure, _WrongUrl):
-                raise PubtatorError(f"PubTator3 at {self.base_url}: {failure.cause}; {_SETTING_HINT}") from cause
             where = f"PubTator3 export of {len(pmids)} PMID{'s' if len(pmids) > 1 else ''} at {self.base_url}"
+            cause = failure.__cause__ or failure
             if not failure.retryable:
                 raise PubtatorError(f"{where} failed: {failure.cause} (not retried: asking again would not help)") from cause
+            made = failure.attempts
             raise PubtatorError(
                 f"{where} failed after {made} attempt{'s' if made > 1 else ''}: {failure.cause} "
                 "(PubTator3 may be busy or down: run again later, or set LITWATCH_PUBTATOR=off)"
             ) from cause
 
-    def _get(self, url: str, params: Mapping[str, str]) -> bytes:
-        """Send one request; return the body of a complete answer or raise Failure."""
-        try:
-            response = self._session.get(url, params=params, timeout=self.timeout)
-            body = response.content
-        except requests.ConnectionError as exc:
-            unreachable = _unreachable(exc)
-            if unreachable is not None:
-                raise _WrongUrl(f"cannot connect ({unreachable})", retryable=False) from exc
-            raise Failure(f"{type(exc).__name__}: {exc}", retryable=True) from exc
-        except (requests.Timeout, requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
-            raise Failure(f"{type(exc).__name__}: {exc}", retryable=True) from exc
-        except requests.RequestException as exc:
-            raise Failure(f"{type(exc).__name__}: {exc}", retryable=False) from exc
-        if response.status_code == 404 and _NOT_FOUND.encode() in body[:200].lower():
-            return body  # none of these PMIDs is annotated: read_answer makes it an empty list
-        if response.status_code != 200:
-            cause = f"HTTP {response.status_code} {response.reason} for {url}"
-            if response.status_code in (404, 405):
-                raise _WrongUrl(cause + " (no PubTator3 export there)", retryable=False)
-            retryable = response.status_code in RETRY_STATUSES
-            raise Failure(cause, retryable=retryable, retry_after=retry_after(response.headers.get("Retry-After")))
-        declared = response.headers.get("Content-Length", "")
-        encoding = response.headers.get("Content-Encoding", "identity").lower()
-        if declared.isdigit() and encoding == "identity" and len(body) < int(declared):
-            raise Failure(f"truncated answer: {len(body)} of {declared} bytes", retryable=True)
-        return body
+
+def _answered(status: int, body: bytes) -> bool:
+    """A 200, or PubTator3's 404 saying none of the PMIDs is annotated (read_answer: no documents)."""
+    return status == 200 or (status == 404 and _NOT_FOUND.encode() in body[:200].lower())
 
 
-class _WrongUrl(Failure):
-    """No PubTator3 export at the configured URL: nothing answers there, or not the export API."""
-
-
-def _unreachable(exc: requests.ConnectionError) -> str | None:
-    """Why no connection could be made at all (refused, no such host), or None for a dropped one."""
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    if isinstance(reason, NameResolutionError):
-        return "no such host"
-    if isinstance(reason, NewConnectionError):
-        return "connection refused" if "refused" in str(reason).lower() else "no connection could be made"
-    return None
+def _describe(status: int, reason: str, body: bytes, url: str) -> str:
+    return f"HTTP {status} {reason} for {url}"
