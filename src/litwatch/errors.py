@@ -88,4 +88,11 @@ class MailError(LitwatchError):
 
 
 class LockHeldError(LitwatchError):
-    """Another process holds the lease on this work; it was not started twice."""
+    """Another process holds the lease on this work; it was not started twice.
+
+    ``holder`` names that process (host:pid:random) when it is known.
+    """
+
+    def __init__(self, message: str, holder: str | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder

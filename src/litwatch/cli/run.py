@@ -32,11 +32,13 @@ def _print_receipts(receipts: Sequence[runner.Receipt]) -> None:
     rows = [
         (r.query, f"{r.window_from}..{r.window_to}", r.search_count, r.ids_seen, r.fetched, r.new, r.known,
          len(r.missing), r.requests, r.retries, f"{r.duration_s:.1f}",
-         "dry-run" if r.dry_run and r.ok else ("ok" if r.ok else "FAILED"))
+         "FAILED" if not r.ok else r.status)
         for r in receipts
     ]
     click.echo(_receipts_table(headers, rows))
     for r in receipts:
+        for closed in r.interrupted:
+            click.echo(f"{r.query}: {closed}; closed as interrupted", err=True)
         for warning in r.warnings:
             click.echo(f"{r.query}: warning: {warning}", err=True)
         if r.missing:
@@ -90,6 +92,10 @@ def run_command(
         for query in selected
     ]
     _print_receipts(receipts)
+    skipped = [r for r in receipts if r.skipped is not None]
+    if skipped:
+        click.echo(f"skipped {len(skipped)} quer{'y' if len(skipped) == 1 else 'ies'} running in another process: "
+                   + ", ".join(f"{r.query} (in {r.skipped})" for r in skipped))
     if any(not r.ok for r in receipts):
         sys.exit(1)
     if bad_files:
@@ -143,6 +149,10 @@ def run_due_command(ctx: _Context, lease_ttl: float) -> None:
     results = worker.run_due(plan, lambda result: click.echo(result.line()))
     if not results:
         click.echo("nothing is due")
+    skipped = [r for r in results if r.skipped]
+    if skipped:
+        click.echo(f"skipped {len(skipped)} job(s) running in another process: "
+                   + ", ".join(f"{r.job} (in {r.holder or 'another process'})" for r in skipped))
     upcoming = jobs.next_due(plan, worker.clock())
     if upcoming is not None:
         click.echo(f"next: {upcoming[0]:%Y-%m-%d %H:%M} UTC: {', '.join(job.key for job in upcoming[1])}")

@@ -6,7 +6,10 @@ whose Count exceeds what ESearch returns (9,999 ids) is split in halves until ea
 already stored are not fetched again (unless asked); the rest are fetched in POSTed batches, each
 checked against what was asked, and each saved in its own transaction. The watermark moves only
 after every batch of the window is stored: a failed or killed run leaves it where it was, and the
-next run covers the gap while deduplication absorbs the overlap. Every run leaves a receipt.
+next run covers the gap while deduplication absorbs the overlap. Every run leaves a receipt, and
+every receipt adds up: found = new + known + missing, whatever runs beside it (a paper another
+process stored between this run's look-up and its save is counted known). A receipt left
+``running`` by a killed run is closed as ``interrupted`` by the next run that holds the lease.
 """
 
 from __future__ import annotations
@@ -77,10 +80,20 @@ class Receipt:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     dry_run: bool = False
+    skipped: str | None = None  # the holder running this query elsewhere; nothing was done here
+    interrupted: list[str] = field(default_factory=list)  # earlier receipts this run closed
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def status(self) -> str:
+        if self.skipped is not None:
+            return f"skipped (running in {self.skipped})"
+        if not self.ok:
+            return "failed"
+        return "dry-run" if self.dry_run else "ok"
 
 
 def window_term(term: str, start: dt.date, end: dt.date) -> str:
@@ -189,7 +202,31 @@ def fetch_batch(client: Eutils, pmids: Sequence[int]) -> tuple[list[PaperRecord]
     return list(records.values()), sorted(wanted - records.keys())
 
 
-def _start_run(conn: Connection, receipt: Receipt, now: dt.datetime) -> int:
+def close_interrupted(conn: Connection, name: str, holder: str, now: dt.datetime) -> list[str]:
+    """Close as ``interrupted`` every receipt of ``name`` still ``running`` under another holder.
+
+    Called by a run holding the lease ``query:<name>``: no other live process runs this query, so
+    such a receipt was left by a run that was killed (its lease expired or its process is gone).
+    Returns one line per receipt closed.
+    """
+    stale = conn.execute(
+        sa.select(runs.c.id, runs.c.started_at, runs.c.holder).where(
+            runs.c.query_name == name, runs.c.status == "running",
+            sa.or_(runs.c.holder.is_(None), runs.c.holder != holder),
+        ).order_by(runs.c.id)
+    ).all()
+    closed = []
+    for row in stale:
+        who = row.holder or "a process that recorded no holder"
+        error = (f"interrupted: {who} stopped without finishing this run (killed?); closed at "
+                 f"{now:%Y-%m-%d %H:%M:%S} UTC by {holder}; the watermark stayed, later runs cover the window")
+        conn.execute(runs.update().where(runs.c.id == row.id, runs.c.status == "running")
+                     .values(status="interrupted", finished_at=now, error=error))
+        closed.append(f"run {row.id} started {row.started_at:%Y-%m-%d %H:%M:%S} UTC by {who} was interrupted")
+    return closed
+
+
+def _start_run(conn: Connection, receipt: Receipt, now: dt.datetime, holder: str | None) -> int:
     result = conn.execute(
         runs.insert().values(
             query_name=receipt.query,
@@ -197,6 +234,7 @@ def _start_run(conn: Connection, receipt: Receipt, now: dt.datetime) -> int:
             window_from=receipt.window_from,
             window_to=receipt.window_to,
             status="running",
+            holder=holder,
         )
     )
     pk = result.inserted_primary_key
@@ -219,7 +257,7 @@ def _finish_run(conn: Connection, run_id: int, receipt: Receipt, now: dt.datetim
             requests=receipt.requests,
             retries=receipt.retries,
             duration_s=receipt.duration_s,
-            status="dry-run" if receipt.dry_run else ("ok" if receipt.ok else "failed"),
+            status=receipt.status,
             error=receipt.error,
             warnings="\n".join(receipt.warnings) or None,
             missing_pmids=",".join(map(str, receipt.missing)) or None,
@@ -241,14 +279,21 @@ def run_query(
     tagger: Tagger | None = None,
     clock: Clock = utcnow,
     progress: Callable[[str, int, int], None] | None = None,
+    holder: str | None = None,
 ) -> Receipt:
-    """Run one saved query; never raises for a fetch failure: the receipt carries the error."""
+    """Run one saved query; never raises for a fetch failure: the receipt carries the error.
+
+    ``holder``: the lease ``query:<name>`` this run holds; its receipt names it, and receipts
+    other holders left ``running`` are closed as interrupted first.
+    """
     started = time.monotonic()
     requests0, retries0 = client.requests_made, client.retries
     with engine.begin() as conn:
         start, end = window_for(conn, query, today, overlap_days, since)
         receipt = Receipt(query.name, start, end, dry_run=dry_run)
-        run_id = _start_run(conn, receipt, clock())
+        if holder is not None:
+            receipt.interrupted = close_interrupted(conn, query.name, holder, clock())
+        run_id = _start_run(conn, receipt, clock(), holder)
     try:
         ids = sorted(search_window(client, query.term, start, end, receipt))
         receipt.ids_seen = len(ids)
@@ -305,5 +350,7 @@ def _fetch_and_store(
             tag_store.tag_changed(conn, records, saved.changed_pmids, tagger=tagger)
             record_hits(conn, query.name, [r.pmid for r in records], run_id, clock())
         receipt.new += saved.new
+        # fetched, not new, and not known at the look-up: stored meanwhile by another process
+        receipt.known += len(records) - saved.new - sum(1 for r in records if r.pmid in known)
         if progress is not None:
             progress(query.name, min(start + batch_size, len(todo)), len(todo))

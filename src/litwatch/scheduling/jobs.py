@@ -60,16 +60,22 @@ class JobResult:
     """One line of the log: what a job did, with its receipt."""
 
     job: str
-    status: str  # ok | failed | held | not-due for queries; a digest's own status (sent, empty, ...)
+    status: str  # ok | failed | skipped | not-due for queries; a digest's own status (sent, empty, ...)
     message: str
     receipt: Any = None
+    holder: str | None = None  # skipped: the process running this job elsewhere
 
     @property
     def failed(self) -> bool:
         return self.status == "failed"
 
+    @property
+    def skipped(self) -> bool:
+        return self.status == "skipped"
+
     def line(self) -> str:
-        return f"{self.job}: {self.status}: {self.message}"
+        status = f"skipped (running in {self.holder or 'another process'})" if self.skipped else self.status
+        return f"{self.job}: {status}: {self.message}"
 
 
 def describe_receipt(receipt: Receipt) -> str:
@@ -188,8 +194,8 @@ class Worker:
                     return self._query(job.target, lease, now)
                 late = self._wait_for_feeders(plan, job)
                 return self._digest(job.target, self.clock(), late, since)
-        except LockHeldError as exc:
-            return JobResult(job.key, "held", str(exc))
+        except LockHeldError as exc:  # running elsewhere: nothing failed
+            return JobResult(job.key, "skipped", str(exc), holder=exc.holder)
         except LitwatchError as exc:  # database errors too: the engine turns them into StoreError
             return JobResult(job.key, "failed", str(exc))
         except Exception as exc:  # a bug must not stop the other jobs or the daemon
@@ -202,8 +208,10 @@ class Worker:
             overlap_days=self.settings.overlap_days, batch_size=self.settings.fetch_batch,
             tagger=self._tagger(), clock=self.clock, abort=self.abort,
         )
-        return JobResult(f"query:{query.name}", "ok" if receipt.ok else "failed",
-                         describe_receipt(receipt), receipt)
+        message = describe_receipt(receipt)
+        if receipt.interrupted:
+            message += "; closed " + "; ".join(receipt.interrupted)
+        return JobResult(f"query:{query.name}", "ok" if receipt.ok else "failed", message, receipt)
 
     def _wait_for_feeders(self, plan: JobPlan, job: Job) -> str | None:
         """Wait until no other process runs a query that feeds this digest (at most ``feeder_wait``
@@ -271,7 +279,8 @@ def run_query_held(
         if progress is not None:
             progress(name, done, total)
 
-    return runner.run_query(engine, client, query, today=today, clock=clock, progress=checked, **options)
+    return runner.run_query(engine, client, query, today=today, clock=clock, progress=checked,
+                            holder=lease.holder, **options)
 
 
 def run_query_job(
@@ -293,8 +302,8 @@ def run_query_job(
     """``runner.run_query`` under the lease ``query:<name>``, for a manual ``litwatch run``.
 
     Same arguments and receipt as ``runner.run_query``; when a scheduler (or another manual run)
-    is running the query right now it is not started twice: the receipt fails with a message naming
-    the holder and when its lease expires.
+    is running the query right now it is not started twice: the receipt is ``skipped``, naming
+    the holder (nothing failed: the query is running elsewhere).
     """
     try:
         with leases.hold(engine, f"query:{query.name}", ttl=lease_ttl, clock=clock) as lease:
@@ -302,4 +311,5 @@ def run_query_job(
                                   overlap_days=overlap_days, batch_size=batch_size, since=since,
                                   dry_run=dry_run, refetch=refetch, tagger=tagger)
     except LockHeldError as exc:
-        return Receipt(query.name, since or today, today, error=str(exc), dry_run=dry_run)
+        return Receipt(query.name, since or today, today, dry_run=dry_run,
+                       skipped=exc.holder or "another process")

@@ -9,8 +9,12 @@ leases.expires_at <= now RETURNING holder``: a row comes back only to the proces
 
 While the work runs, a heartbeat thread moves the expiry forward every ``ttl / 4``; at the end the
 row is deleted. A holder that crashed or was killed stops renewing: its lease expires ``ttl``
-seconds after the last renewal and the next process takes the work over. Expiry is judged by the
-clocks of the processes involved, so hosts that share one PostgreSQL database need NTP.
+seconds after the last renewal and the next process takes the work over. A holder on this host
+whose process is gone (``os.kill(pid, 0)`` finds no such process) is not waited for: its lease is
+taken over at once, by a conditional UPDATE naming the dead holder, so of several processes that
+see it dead exactly one gets it. Holders on other hosts cannot be asked and are waited for until
+their lease expires. Expiry is judged by the clocks of the processes involved, so hosts that share
+one PostgreSQL database need NTP.
 """
 
 from __future__ import annotations
@@ -60,6 +64,40 @@ def new_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+def holder_is_dead(holder: str | None) -> bool:
+    """True when ``holder`` (host:pid:random) names a process of this host that no longer exists.
+
+    Another host's process, or a holder name in another form, is never judged dead: only its
+    lease's expiry says it is gone.
+    """
+    host, _, rest = (holder or "").partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, under another user
+        return False
+    return False
+
+
+def _take_from_dead(engine: Engine, name: str, dead: str, holder: str, now: dt.datetime,
+                    expires: dt.datetime) -> bool:
+    """Move the lease from ``dead`` to ``holder`` in one conditional UPDATE; True for the one winner."""
+    with engine.begin() as conn:
+        taken = conn.execute(
+            leases.update()
+            .where(leases.c.name == name, leases.c.holder == dead)
+            .values(holder=holder, acquired_at=now, expires_at=expires)
+        ).rowcount
+    return bool(taken)
+
+
 def _upsert(engine: Engine, name: str, holder: str, now: dt.datetime, expires: dt.datetime) -> sa.Executable:
     values = {"name": name, "holder": holder, "acquired_at": now, "expires_at": expires}
     stmt: postgresql.Insert | sqlite.Insert
@@ -96,11 +134,18 @@ def acquire(engine: Engine, name: str, *, holder: str, ttl: float, now: dt.datet
         if got is not None:
             return Lease(name, holder, now, expires)
         other = current(engine, name)
+        if other is not None and other.expires_at > now and holder_is_dead(other.holder):
+            if _take_from_dead(engine, name, other.holder, holder, now, expires):
+                log.warning("took lease %s over from %s: that process is no longer running on this host",
+                            name, other.holder)
+                return Lease(name, holder, now, expires)
+            continue  # another process took it first: look again
         if other is not None and other.expires_at > now:
             raise LockHeldError(
                 f"{name} is held by {other.holder} since {other.acquired_at:%Y-%m-%d %H:%M:%S} UTC, "
                 f"lease valid until {other.expires_at:%Y-%m-%d %H:%M:%S} UTC; not started twice "
-                "(if that process died, its lease expires then and the work is taken over)"
+                "(if that process died, its lease expires then and the work is taken over)",
+                holder=other.holder,
             )
     raise LockHeldError(f"{name} changed hands three times while taking it; not started")
 

@@ -212,10 +212,11 @@ class Run(Base):
     requests: Mapped[int] = mapped_column(Integer, default=0)
     retries: Mapped[int] = mapped_column(Integer, default=0)
     duration_s: Mapped[float] = mapped_column(sa.Float, default=0.0)
-    status: Mapped[str] = mapped_column(Text)  # ok | failed | dry-run
+    status: Mapped[str] = mapped_column(Text)  # running | ok | failed | dry-run | interrupted
     error: Mapped[str | None] = mapped_column(Text)
     warnings: Mapped[str | None] = mapped_column(Text)
     missing_pmids: Mapped[str | None] = mapped_column(Text)
+    holder: Mapped[str | None] = mapped_column(Text)  # the lease holder (host:pid:random) that ran it
 
 
 class PaperTag(Base):
