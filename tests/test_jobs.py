@@ -356,6 +356,28 @@ def command_env(tmp_path: Path, fake: FakeEutils, database_url: str, **extra: st
 LITWATCH = [sys.executable, "-c", "from litwatch.cli import main; main()"]
 
 
+def kill_mid_fetch(fake: FakeEutils, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start `litwatch <args>` and SIGKILL it while it waits for its first EFetch answer."""
+    answer = fake._efetch
+
+    def efetch_then_stall(params: dict[str, str]) -> bytes:
+        time.sleep(30)  # the process is killed while it waits for this answer
+        return answer(params)
+
+    fake._efetch = efetch_then_stall  # type: ignore[method-assign]
+    try:
+        with subprocess.Popen([*LITWATCH, *args], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) as victim:
+            deadline = time.monotonic() + 60
+            while fake.count("efetch.fcgi") == 0:
+                assert time.monotonic() < deadline and victim.poll() is None
+                time.sleep(0.05)
+            victim.send_signal(signal.SIGKILL)
+    finally:
+        fake._efetch = answer  # type: ignore[method-assign]
+    return victim
+
+
 def test_two_run_due_processes_started_together_run_each_job_exactly_once(
     engine: Engine, database_url: str, fake_eutils: FakeEutils, tmp_path: Path
 ) -> None:
@@ -391,22 +413,8 @@ def test_a_killed_run_due_does_not_block_the_next_one_which_closes_its_receipt_a
     fake_eutils.terms[TERMS["migraine-immunology"]] = list(fake_eutils.records)
     write_files(tmp_path / "queries", ["migraine-immunology"])
     (tmp_path / "queries" / "groups.toml").unlink()
-    slow_efetch = fake_eutils._efetch
-
-    def efetch_then_stall(params: dict[str, str]) -> bytes:
-        time.sleep(30)  # the process is killed while it waits for this answer
-        return slow_efetch(params)
-
-    fake_eutils._efetch = efetch_then_stall  # type: ignore[method-assign]
-    env = command_env(tmp_path, fake_eutils, database_url)
-    with subprocess.Popen([*LITWATCH, "run-due", "--lease-ttl", "300"], env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as victim:
-        deadline = time.monotonic() + 30
-        while fake_eutils.count("efetch.fcgi") == 0:
-            assert time.monotonic() < deadline and victim.poll() is None
-            time.sleep(0.05)
-        victim.send_signal(signal.SIGKILL)
-    fake_eutils._efetch = slow_efetch  # type: ignore[method-assign]
+    victim = kill_mid_fetch(fake_eutils, ["run-due", "--lease-ttl", "300"],
+                            command_env(tmp_path, fake_eutils, database_url))
     settings = settings_for(tmp_path, fake_eutils, database_url)
     worker = jobs.Worker(engine, settings, client=client_for(fake_eutils), lease_ttl=300)
     plan = jobs.load_plan(settings, today=today)

@@ -4,7 +4,6 @@ held by another process, and a `litwatch run` killed with SIGKILL, on SQLite and
 from __future__ import annotations
 
 import datetime as dt
-import signal
 import subprocess
 import threading
 import time
@@ -14,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from fake_eutils import FakeEutils
 from sqlalchemy.engine import Engine
-from test_jobs import FIXTURES, LITWATCH, TERMS, client_for, command_env, saved_query, write_files
+from test_jobs import FIXTURES, LITWATCH, TERMS, client_for, command_env, kill_mid_fetch, saved_query, write_files
 
 from litwatch.pipeline import run as runner
 from litwatch.scheduling import jobs
@@ -150,22 +149,8 @@ def test_a_sigkilled_litwatch_run_does_not_block_its_rerun_which_closes_its_rece
     papers = fill(fake_eutils, today)
     write_files(tmp_path / "queries", [NAME])
     (tmp_path / "queries" / "groups.toml").unlink()
-    answer = fake_eutils._efetch
-
-    def efetch_then_stall(params: dict[str, str]) -> bytes:
-        time.sleep(30)  # the process is killed while it waits for this answer
-        return answer(params)
-
-    fake_eutils._efetch = efetch_then_stall  # type: ignore[method-assign]
     env = command_env(tmp_path, fake_eutils, database_url)
-    with subprocess.Popen([*LITWATCH, "run"], env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL) as victim:
-        deadline = time.monotonic() + 60
-        while fake_eutils.count("efetch.fcgi") == 0:
-            assert time.monotonic() < deadline and victim.poll() is None
-            time.sleep(0.05)
-        victim.send_signal(signal.SIGKILL)
-    fake_eutils._efetch = answer  # type: ignore[method-assign]
+    victim = kill_mid_fetch(fake_eutils, ["run"], env)
     assert [r.status for r in run_rows(engine)] == ["running"]
     assert leases.current(engine, f"query:{NAME}") is not None  # the dead run's lease, valid for 300 s
     started = time.monotonic()
