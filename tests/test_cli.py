@@ -154,8 +154,10 @@ def test_a_manual_run_does_not_start_a_query_a_scheduler_is_running(
     with leases.hold(engine, "query:migraine-immunology", ttl=60, holder="cron-host:4242:abcd"):
         result = invoke(runner, "run", "--query", "migraine-immunology")
     engine.dispose()
-    assert result.exit_code == 1
-    assert "cron-host:4242:abcd" in result.output and fake_eutils.count() == 0
+    assert result.exit_code == 0  # running elsewhere is no failure
+    assert "skipped (running in cron-host:4242:abcd)" in result.output and "FAILED" not in result.output
+    assert "skipped 1 query running in another process: migraine-immunology (in cron-host:4242:abcd)" in result.output
+    assert fake_eutils.count() == 0
 
 
 # --- tables that fit the terminal, --wide for every column ---------------------------------------
