@@ -146,3 +146,16 @@ def test_ten_seeded_first_runs_under_20_percent_faults_all_store_everything(
         made.append(fake.count())
     print(f"requests per run: fault-free {clean}, under faults {made}")
     assert clean * len(made) < sum(made) <= 1.3 * clean * len(made), (made, clean)
+
+
+def test_a_permanent_error_fails_its_query_only_and_the_run_exits_1(
+    tmp_path: Path, fake: FakeEutils, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_run.EutilsClient, "from_settings", staticmethod(lambda _s, **_kw: quick_client(fake)))
+    fault_corpus.fill(fake, TODAY, per_query=3)
+    fake.inject(Fault(error="API key invalid"), times=1)  # the first query's search
+    code, output, stored = cli_run_once(tmp_path, fake, monkeypatch, "bad")
+    assert code == 1
+    failed = [line for line in output.splitlines() if "API key invalid" in line]
+    assert len(failed) == 1 and "failed after 1 attempt: NCBI answered ERROR: API key invalid" in failed[0]
+    assert len(stored) == 3 * (len(fake.terms) - 1)  # every other query stored its papers
