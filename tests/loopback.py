@@ -219,7 +219,11 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.truncate:
             body = body[: len(body) // 2]
             self.close_connection = True
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            if fault is None or not fault.stall:
+                raise  # a stalled answer finds its client gone: that is the point of the stall
 
     def log_message(self, format: str, *args: object) -> None:
         pass
