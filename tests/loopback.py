@@ -6,7 +6,8 @@ keeps the request log and the injected :class:`Fault`, and writes each answer: t
 ``answer(method, path, params)`` says what a healthy server would send, then an injected fault
 replaces it (an HTTP status with its headers and body), cuts its body off mid-send (``truncate``:
 the real length announced, half of it sent, the connection closed), or halves a complete 200
-(``malformed``). GET query strings and POST forms both arrive as ``params``. ``refuse_over(3)``
+(``malformed``), or answers late (``stall``); ``inject_seeded`` mixes faults at a seeded random
+rate. GET query strings and POST forms both arrive as ``params``. ``refuse_over(3)``
 polices a rate limit as the real systems do: a request that would make a fourth in one second
 gets a 429 (Retry-After: 1) and is counted in ``refused``, not logged.
 
@@ -20,8 +21,10 @@ gets a 429 (Retry-After: 1) and is counted in ``refused``, not logged.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, TypeVar
@@ -40,6 +43,7 @@ class Fault:
     body: bytes | None = None
     truncate: bool = False  # announce the real length, send half of it, hang up
     malformed: bool = False  # a 200 whose whole (correctly announced) body is half the real one
+    stall: float = 0.0  # seconds to wait before answering (past a client's timeout: it gives up)
 
     rate_limit_body: ClassVar[bytes | None] = None  # what the system answers a 429 with, if not HTML
 
@@ -68,6 +72,9 @@ class _Rule:
     times: int | None
     seen: int = 0
     served: int = 0
+    mix: Sequence[Fault] = ()  # with `rate`: each request gets one of these at random, seeded
+    rate: float = 0.0
+    rng: random.Random | None = None
 
 
 class Loopback:
@@ -124,6 +131,12 @@ class Loopback:
         with self._lock:
             self._rule = _Rule(fault, every, times)
 
+    def inject_seeded(self, faults: Sequence[Fault], *, rate: float, seed: int) -> None:
+        """From now on each request gets, with probability ``rate``, one of ``faults`` at random;
+        the same ``seed`` gives the same faults to the same sequence of requests."""
+        with self._lock:
+            self._rule = _Rule(faults[0], 1, None, mix=tuple(faults), rate=rate, rng=random.Random(seed))
+
     def clear_faults(self) -> None:
         with self._lock:
             self._rule = None
@@ -158,6 +171,11 @@ class Loopback:
             if rule is None or (rule.times is not None and rule.served >= rule.times):
                 return None
             rule.seen += 1
+            if rule.rng is not None:
+                if rule.rng.random() >= rule.rate:
+                    return None
+                rule.served += 1
+                return rule.rng.choice(rule.mix)
             if rule.seen % rule.every:
                 return None
             rule.served += 1
@@ -185,6 +203,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake: Loopback = self.server.fake  # type: ignore[attr-defined]
         reply = fake.policed() or fake.answer(method, url.path, params)
         status, body, fault = reply.status, reply.body, reply.fault
+        if fault is not None and fault.stall:
+            time.sleep(fault.stall)
         headers = {"Content-Type": reply.content_type}
         if fault is not None and fault.status != 200:
             status, body = fault.status, fault.body or b""
@@ -199,7 +219,11 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.truncate:
             body = body[: len(body) // 2]
             self.close_connection = True
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            if fault is None or not fault.stall:
+                raise  # a stalled answer finds its client gone: that is the point of the stall
 
     def log_message(self, format: str, *args: object) -> None:
         pass

@@ -75,6 +75,11 @@ class EutilsError(LitwatchError):
     """E-utilities failed after every retry, or answered with an explicit error."""
 
 
+class HistoryLost(EutilsError):
+    """NCBI's history server lost the search a history request read ("Unable to obtain query
+    #N"): asking for the same WebEnv again cannot help, running the search again does."""
+
+
 class PubtatorError(LitwatchError):
     """PubTator3 failed after every retry, or cannot be reached at ``LITWATCH_PUBTATOR_URL``."""
 

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from litwatch.clock import Clock, utcnow
-from litwatch.errors import EutilsError, LitwatchError, StoreError
+from litwatch.errors import EutilsError, HistoryLost, LitwatchError, StoreError
 from litwatch.files.queries import SavedQuery
 from litwatch.records import Deletion, PaperRecord
 from litwatch.sources.pubmed_xml import parse_bytes
@@ -35,6 +35,7 @@ from litwatch.store.engine import in_chunks
 from litwatch.tagging.tagger import Tagger
 
 ESEARCH_CAP = 9999  # PubMed ESearch returns at most this many ids for one search
+SEARCH_RERUNS = 2  # times a window is searched again when NCBI's history server loses its search
 query_state = models.table(models.QueryState)
 runs = models.table(models.Run)
 query_hits = models.table(models.QueryHit)
@@ -294,11 +295,25 @@ def run_query(
         if holder is not None:
             receipt.interrupted = close_interrupted(conn, query.name, holder, clock())
         run_id = _start_run(conn, receipt, clock(), holder)
+    reruns = 0
     try:
-        ids = sorted(search_window(client, query.term, start, end, receipt))
-        receipt.ids_seen = len(ids)
-        if not dry_run:
-            _fetch_and_store(engine, client, query, ids, receipt, run_id, batch_size, refetch, tagger, clock, progress)
+        while True:
+            ids = sorted(search_window(client, query.term, start, end, receipt))
+            receipt.ids_seen = len(ids)
+            if dry_run:
+                break
+            new_before = receipt.new  # stored as new by an earlier pass of this run
+            try:
+                _fetch_and_store(engine, client, query, ids, receipt, run_id, batch_size, refetch, tagger, clock, progress)
+                receipt.known -= new_before  # the look-up found them stored, but this run stored them
+                break
+            except HistoryLost:
+                # a new search gives a new WebEnv; what is stored by now is known, not fetched again
+                if reruns >= SEARCH_RERUNS:
+                    raise
+                reruns += 1
+                receipt.search_count = receipt.windows = 0
+                receipt.missing.clear()  # asked for again after the new search
     except StoreError as exc:  # the database failed: recorded as for Ctrl-C below, then raised
         receipt.error = str(exc)
         raise
@@ -311,7 +326,7 @@ def run_query(
         raise
     finally:
         receipt.requests = client.requests_made - requests0
-        receipt.retries = client.retries - retries0
+        receipt.retries = client.retries - retries0 + reruns
         receipt.duration_s = round(time.monotonic() - started, 3)
         with engine.begin() as conn:
             if receipt.ok and not dry_run and since is None:

@@ -20,9 +20,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from litwatch.config import Settings
-from litwatch.errors import ConfigError, EutilsError
+from litwatch.errors import ConfigError, EutilsError, HistoryLost
 from litwatch.sources.eutils_answers import (
     ESEARCH_MAX_IDS,
+    ErrorAnswer,
     SearchResult,
     check_pubmed,
     error_detail,
@@ -31,7 +32,7 @@ from litwatch.sources.eutils_answers import (
 from litwatch.sources.http import Failure, HttpClient, HttpDoor, Session
 from litwatch.sources.rate_limit import RATE_WITH_KEY, RATE_WITHOUT_KEY
 
-__all__ = ["ESEARCH_MAX_IDS", "EutilsClient", "SearchResult"]
+__all__ = ["ESEARCH_MAX_IDS", "EutilsClient", "HistoryLost", "SearchResult"]
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +145,16 @@ class EutilsClient(HttpClient):
         """Fetch one page of a search kept on the history server (``esearch(usehistory=True)``)."""
         params = {"db": "pubmed", "WebEnv": webenv, "query_key": str(query_key)}
         params |= {"retstart": str(retstart), "retmax": str(retmax), "retmode": "xml"}
-        return self._call("efetch.fcgi", params, check_pubmed)
+        return self._call("efetch.fcgi", params, check_pubmed, history=True)
 
-    def _call(self, endpoint: str, params: Mapping[str, str], parse: Callable[[bytes], T]) -> T:
+    def _call(
+        self, endpoint: str, params: Mapping[str, str], parse: Callable[[bytes], T], *, history: bool = False
+    ) -> T:
         """POST to ``endpoint`` and check the answer, retrying (``self.retry``) until it works or
-        attempts run out. This is the one place where failed attempts turn into an EutilsError."""
+        attempts run out. This is the one place where failed attempts turn into an EutilsError.
+
+        A transient ERROR answer is retried like a 5xx, except that a ``history`` request whose
+        search NCBI lost fails at once as :class:`HistoryLost` (its caller searches again)."""
         url = self.base_url + endpoint
         data = {**params, "tool": TOOL, "email": self.email}
         if self._api_key:
@@ -158,7 +164,13 @@ class EutilsClient(HttpClient):
             def started(at: float) -> None:
                 self._emit("request", endpoint=endpoint, attempt=number, at=at)
 
-            return parse(self._door.send("POST", url, data=data, describe=_describe, on_start=started))
+            body = self._door.send("POST", url, data=data, describe=_describe, on_start=started)
+            try:
+                return parse(body)
+            except ErrorAnswer as answer:
+                if history and answer.history_lost:
+                    answer.retryable = False
+                raise
 
         def retrying(number: int, attempts: int, failure: Failure, delay: float) -> None:
             cause = self._redact(str(failure))
@@ -168,6 +180,11 @@ class EutilsClient(HttpClient):
         try:
             return self._door.run(attempt, on_retry=retrying)
         except Failure as failure:
+            if history and isinstance(failure, ErrorAnswer) and failure.history_lost:
+                raise HistoryLost(
+                    f"E-utilities {endpoint} at {self._redact(self.base_url)}: {failure.cause} "
+                    "(the history server lost the search: run the search again)"
+                ) from failure
             hint = (
                 " (NCBI may be busy or down: run again later)"
                 if failure.retryable

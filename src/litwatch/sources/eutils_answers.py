@@ -21,11 +21,25 @@ from litwatch.sources.http import Failure
 
 ESEARCH_MAX_IDS = 9999  # PubMed ESearch returns ids for the first 9,999 matches only
 
-# An <ERROR> text is retried only when it reads like a passing fault. The retstart message starts
-# with "Search Backend failed" yet can never succeed, so permanent patterns are checked first.
-_PERMANENT_ERRORS = ("cannot be larger than 9998",)
+# What an <ERROR> answer (XML <ERROR>, JSON "ERROR", an ESearch that failed) means, decided here
+# only. Permanent texts are checked first: the retstart one starts "Search Backend failed" yet can
+# never succeed. Real permanent answers (tests/fixtures/eutils, see PROVENANCE.md):
+#   "Invalid db name specified: fleegle"       (esearch/esummary/epost, ncbi-2012-samples, biopython)
+#   "Can not retrieve DbInfo for db=fleegle"   (einfo, ncbi-2012-samples)
+#   "Empty term and query_key - nothing todo"  (esearch JSON, json-edgecases)
+#   "Search Backend failed: Exception: 'retstart' cannot be larger than 9998. ..." (json-edgecases)
+#   "Empty ID list; Nothing to store", "Neither query_key nor id specified" (epost/esummary)
+#   "API key invalid", "Invalid API key" (NCBI's answer to a wrong api_key)
+# Transient ones NCBI sends while a backend is down or busy; "Unable to obtain query #N" says the
+# history server lost a search: a request that does not read history is simply asked again, one
+# that does needs a new search (HISTORY_LOST; eutils.py raises HistoryLost for it).
+# Anything not recognised is permanent: asking again is for faults known to pass.
+_PERMANENT_ERRORS = ("cannot be larger than 9998", "invalid db name", "api key", "api_key")
+HISTORY_LOST = "unable to obtain query"
 _TRANSIENT_ERRORS = (
+    HISTORY_LOST,
     "search backend failed",
+    "database is not supported",
     "temporarily unavailable",
     "try again",
     "timed out",
@@ -34,6 +48,21 @@ _TRANSIENT_ERRORS = (
     "server is busy",
     "rate limit exceeded",
 )
+
+
+def is_transient(message: str) -> bool:
+    """Whether an ERROR text NCBI sent reads like a passing fault (see the lists above)."""
+    lowered = message.lower()
+    return not any(p in lowered for p in _PERMANENT_ERRORS) and any(p in lowered for p in _TRANSIENT_ERRORS)
+
+
+class ErrorAnswer(Failure):
+    """An ERROR NCBI answered; ``history_lost`` when it says a history search is gone."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"NCBI answered ERROR: {message}", retryable=is_transient(message))
+        self.history_lost = HISTORY_LOST in message.lower()
+
 
 # ESearch answers are parsed against Biopython's bundled esearch.dtd whatever DOCTYPE they name:
 # Bio.Entrez would otherwise download a DTD it lacks, and refuses old http:// DTD addresses.
@@ -75,13 +104,9 @@ def error_detail(body: bytes) -> str:
     return " ".join(text.split())[:300]
 
 
-def _error_answer(message: str) -> Failure:
+def _error_answer(message: str) -> ErrorAnswer:
     """Classify an ERROR NCBI sent in a 200 answer as worth retrying or not."""
-    lowered = message.lower()
-    transient = not any(p in lowered for p in _PERMANENT_ERRORS) and any(
-        p in lowered for p in _TRANSIENT_ERRORS
-    )
-    return Failure(f"NCBI answered ERROR: {message}", retryable=transient)
+    return ErrorAnswer(message)
 
 
 def _check_xml(body: bytes, root: str) -> None:
