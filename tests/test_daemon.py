@@ -212,15 +212,21 @@ def job_ids(d: daemon.Daemon) -> set[str]:
     return {j.id for j in d.scheduler.get_jobs()} - {"catch-up"}
 
 
+def queries_and_worker(engine: Engine, fake: FakeEutils, tmp_path: Path) -> tuple[Path, jobs.Worker]:
+    """A queries folder with two saved queries and a group, and a worker over it that never waits."""
+    folder = tmp_path / "queries"
+    fill(fake, folder)
+    (folder / "groups.toml").write_text(GROUPS, encoding="utf-8")
+    worker = jobs.Worker(engine, settings_for(tmp_path, fake),
+                         client=EutilsClient(fake.url, "x@example.org", backoff=0, sleep=lambda s: None))
+    return folder, worker
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # in-process: one backend is enough
 def test_jobs_follow_the_files_a_broken_file_disables_only_its_query_loudly_until_fixed(
     engine: Engine, fake_eutils: FakeEutils, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    folder = tmp_path / "queries"
-    fill(fake_eutils, folder)
-    (folder / "groups.toml").write_text(GROUPS, encoding="utf-8")
-    worker = jobs.Worker(engine, settings_for(tmp_path, fake_eutils),
-                         client=EutilsClient(fake_eutils.url, "x@example.org", backoff=0, sleep=lambda s: None))
+    folder, worker = queries_and_worker(engine, fake_eutils, tmp_path)
     caplog.set_level(logging.INFO, "litwatch")
     with running(daemon.Daemon.from_settings(worker, worker.settings, watch_interval=0.1)) as d:
         wait_for(lambda: "caught up: 3 job(s) were due" in caplog.text)
@@ -246,11 +252,7 @@ def test_jobs_follow_the_files_a_broken_file_disables_only_its_query_loudly_unti
 def test_a_query_added_while_a_catch_up_runs_still_runs_at_once(
     engine: Engine, fake_eutils: FakeEutils, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    folder = tmp_path / "queries"
-    fill(fake_eutils, folder)
-    (folder / "groups.toml").write_text(GROUPS, encoding="utf-8")
-    worker = jobs.Worker(engine, settings_for(tmp_path, fake_eutils),
-                         client=EutilsClient(fake_eutils.url, "x@example.org", backoff=0, sleep=lambda s: None))
+    folder, worker = queries_and_worker(engine, fake_eutils, tmp_path)
     release, busy = threading.Event(), threading.Event()
     real_run_due = worker.run_due
 
