@@ -24,7 +24,14 @@ from typing import Any
 
 from litwatch.config import EUROPEPMC_URL, Settings
 from litwatch.errors import ConfigError, EuropePmcError
-from litwatch.sources.http import Failure, HttpClient, HttpDoor, Session, Unreachable
+from litwatch.sources.http import (
+    Failure,
+    HttpClient,
+    HttpDoor,
+    Session,
+    Unreachable,
+    base_url_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +95,11 @@ class EuropePmcClient(HttpClient):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{SETTING} must start with http:// or https://, got {base_url!r}")
+        self.base_url = base_url_of(base_url, SETTING)
         if not email:
             raise ConfigError(_EMAIL_MISSING)
         if not 1 <= page_size <= PAGE_SIZE:
             raise ValueError(f"page_size must be 1 to {PAGE_SIZE}, got {page_size}")
-        self.base_url = base_url.rstrip("/") + "/"
         self.email = email
         self.page_size = page_size
         self._door = HttpDoor(

@@ -29,7 +29,7 @@ from litwatch.sources.eutils_answers import (
     error_detail,
     parse_esearch,
 )
-from litwatch.sources.http import Failure, HttpClient, HttpDoor, Session
+from litwatch.sources.http import Failure, HttpClient, HttpDoor, Session, base_url_of
 from litwatch.sources.rate_limit import RATE_WITH_KEY, RATE_WITHOUT_KEY
 
 __all__ = ["ESEARCH_MAX_IDS", "EutilsClient", "HistoryLost", "SearchResult"]
@@ -61,11 +61,9 @@ class EutilsClient(HttpClient):
         clock: Callable[[], float] = time.monotonic,
         on_event: EventHook | None = None,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"E-utilities URL must start with http:// or https://, got {base_url!r}")
+        self.base_url = base_url_of(base_url, "E-utilities URL")
         if not email:
             raise ConfigError(_EMAIL_MISSING)
-        self.base_url = base_url.rstrip("/") + "/"
         self.email = email
         self._api_key = api_key or None
         self._on_event = on_event

@@ -30,6 +30,7 @@ from typing import Self, TypeVar
 import requests
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
+from litwatch.errors import ConfigError
 from litwatch.retry import Backoff
 from litwatch.sources.rate_limit import RateLimiter
 
@@ -79,6 +80,14 @@ class Unreachable(Failure):
 
 def _status_cause(status: int, reason: str, body: bytes, url: str) -> str:
     return f"HTTP {status} {reason}"
+
+
+def base_url_of(url: str, setting: str) -> str:
+    """``url`` as a base for the client's paths (one trailing slash); a URL that is not http(s)
+    is a ConfigError naming ``setting``."""
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{setting} must start with http:// or https://, got {url!r}")
+    return url.rstrip("/") + "/"
 
 
 class HttpDoor:

@@ -29,8 +29,15 @@ from bioc import BioCDocument
 from bioc.biocjson.decoder import parse_doc
 
 from litwatch.config import Settings
-from litwatch.errors import ConfigError, PubtatorError
-from litwatch.sources.http import Failure, HttpClient, HttpDoor, Session, Unreachable
+from litwatch.errors import PubtatorError
+from litwatch.sources.http import (
+    Failure,
+    HttpClient,
+    HttpDoor,
+    Session,
+    Unreachable,
+    base_url_of,
+)
 
 __all__ = [
     "Annotations",
@@ -249,11 +256,9 @@ class PubtatorClient(HttpClient):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"LITWATCH_PUBTATOR_URL must start with http:// or https://, got {base_url!r}")
+        self.base_url = base_url_of(base_url, "LITWATCH_PUBTATOR_URL")
         if not 1 <= batch_size <= BATCH_SIZE:
             raise ValueError(f"batch_size must be 1..{BATCH_SIZE}, got {batch_size}")
-        self.base_url = base_url.rstrip("/") + "/"
         self.enabled = enabled
         self.batch_size = batch_size
         self._door = HttpDoor(
