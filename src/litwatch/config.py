@@ -47,10 +47,18 @@ class Settings:
     smtp_tls: str = "starttls"  # none | starttls | ssl
     mail_from: str = "litwatch@localhost"
     outbox: Path = Path("outbox")
+    feeds_dir: Path | None = None  # every digest rewrites <feeds_dir>/<group>.atom; default: feeds/ beside the outbox
+    feed_entries: int = 50  # papers in each group's feed, newest first
+    feed_base_url: str | None = None  # where feeds_dir is served, for the feeds' self links
 
     @property
     def vocab_dir(self) -> Path:
         return self.queries_dir / "vocab"
+
+    @property
+    def feeds_folder(self) -> Path:
+        """Where the groups' Atom feeds are written (delivery/feed.py)."""
+        return self.feeds_dir if self.feeds_dir is not None else self.outbox.parent / "feeds"
 
     @property
     def groups_file(self) -> Path:
@@ -115,6 +123,8 @@ def load_settings(
             "database_busy_timeout (LITWATCH_DATABASE_BUSY_TIMEOUT) must be 0 or more seconds, "
             f"got {values['database_busy_timeout']:g}"
         )
+    if values.get("feed_entries", 1) < 1:
+        raise ConfigError(f"feed_entries (LITWATCH_FEED_ENTRIES) must be 1 or more, got {values['feed_entries']}")
     if values.get("pubtator", "on") not in ("on", "off"):
         raise ConfigError(f"LITWATCH_PUBTATOR must be on or off, got {values['pubtator']!r}")
     return Settings(**values)

@@ -1,6 +1,6 @@
 """The ``litwatch`` group: settings, the database, and the one place a LitwatchError becomes one line.
 
-Commands live one family per module (``ingest``, ``queries``, ``run``, ``digest``, ``search``) and
+Commands live one family per module (``ingest``, ``queries``, ``run``, ``digest``, ``feed``, ``search``) and
 are imported only when invoked, so ``litwatch --help`` and ``litwatch search`` start without
 loading what other commands need (alembic, requests, lxml, jinja2, matplotlib). Nothing here holds
 pipeline logic; the scheduler calls the same core functions.
@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "digest": ("digest", "digest_command", "Digests of new papers for the research groups in groups.toml."),
     "export": ("search", "export_command",
                "Export the papers matching the same filters as `search` (all of them unless --limit), newest first."),
+    "feed": ("feed", "feed_command", "Write GROUP's Atom feed: the papers its digests delivered, newest first."),
     "ingest": ("ingest", "ingest_command",
                "Load PubMed XML files (.xml or .xml.gz, or folders of them) into the store, and tag them."),
     "init": ("ingest", "init", "Create the database, or migrate it to the newest schema."),

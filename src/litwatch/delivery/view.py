@@ -171,6 +171,11 @@ def _entries(conn: Connection, group: Group, pmids: Sequence[int]) -> dict[int, 
     return out
 
 
+def entries(conn: Connection, group: Group, pmids: Sequence[int]) -> dict[int, Entry]:
+    """What a reader sees of each paper (the digest's and the feed's entries)."""
+    return _entries(conn, group, pmids)
+
+
 def _sections(group: Group, entries: Sequence[Entry]) -> tuple[Section, ...]:
     """Papers under the first of the group's queries (or tags) that holds them, newest first."""
     keys = group.tags if group.group_by == "tag" else group.queries

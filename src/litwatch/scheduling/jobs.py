@@ -105,7 +105,11 @@ def _deliver_group(engine: Engine, settings: Settings, group: Any, *, now: dt.da
         deliver_group,  # imported when a digest is due: Jinja2 and mail are not needed before
     )
 
-    return deliver_group(engine, settings, group, now=now, since=since)
+    from litwatch.delivery.feed import refresh_after
+
+    receipt = deliver_group(engine, settings, group, now=now, since=since)
+    refresh_after(engine, settings, group, receipt, now=now)
+    return receipt
 
 
 @dataclass
