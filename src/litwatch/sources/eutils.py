@@ -8,6 +8,10 @@ on 429/5xx, network faults, truncated or malformed bodies and transient ``<ERROR
 :class:`~litwatch.errors.EutilsError`: an empty result always means NCBI found nothing, never
 that the call went wrong.
 
+What retrying cannot mend fails at once, in one line naming ``LITWATCH_EUTILS_URL`` and what it
+holds: a refused connection, a host that does not resolve, a 404, or a web page (HTML) where
+E-utilities answers XML. A wrong or unreachable URL so costs a run seconds, not minutes of backoff.
+
 The API key is a secret: it never appears in a message, a log line or a ``repr``.
 """
 
@@ -19,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from litwatch.config import Settings
+from litwatch.config import NCBI_EUTILS_URL, Settings
 from litwatch.errors import ConfigError, EutilsError, HistoryLost
 from litwatch.sources.eutils_answers import (
     ESEARCH_MAX_IDS,
@@ -29,7 +33,7 @@ from litwatch.sources.eutils_answers import (
     error_detail,
     parse_esearch,
 )
-from litwatch.sources.http import Failure, HttpClient, HttpDoor, Session, base_url_of
+from litwatch.sources.http import Failure, HttpClient, HttpDoor, Session, Unreachable, base_url_of
 from litwatch.sources.rate_limit import RATE_WITH_KEY, RATE_WITHOUT_KEY
 
 __all__ = ["ESEARCH_MAX_IDS", "EutilsClient", "HistoryLost", "SearchResult"]
@@ -40,6 +44,7 @@ T = TypeVar("T")
 EventHook = Callable[[str, dict[str, object]], None]
 
 TOOL = "litwatch"
+SETTING = "LITWATCH_EUTILS_URL"
 
 _API_KEY_PARAM = re.compile(r"(api_key=)[^&\s'\"]+")
 
@@ -68,10 +73,9 @@ class EutilsClient(HttpClient):
         self._api_key = api_key or None
         self._on_event = on_event
         rate = RATE_WITH_KEY if self._api_key else RATE_WITHOUT_KEY
-        # unreachable_fails=False: a connection NCBI refuses is retried like a dropped one, as ever.
         self._door = HttpDoor(
             self.base_url, rate, session=session, timeout=timeout, max_retries=max_retries,
-            backoff=backoff, sleep=sleep, clock=clock, unreachable_fails=False,
+            backoff=backoff, sleep=sleep, clock=clock,
         )
 
     @classmethod
@@ -162,7 +166,8 @@ class EutilsClient(HttpClient):
             def started(at: float) -> None:
                 self._emit("request", endpoint=endpoint, attempt=number, at=at)
 
-            body = self._door.send("POST", url, data=data, describe=_describe, on_start=started)
+            body = self._door.send("POST", url, data=data, describe=_describe, on_start=started,
+                                   wrong_url=(404,), web_page_is_wrong=True)
             try:
                 return parse(body)
             except ErrorAnswer as answer:
@@ -177,6 +182,11 @@ class EutilsClient(HttpClient):
 
         try:
             return self._door.run(attempt, on_retry=retrying)
+        except Unreachable as failure:
+            raise EutilsError(
+                f"no E-utilities at {self._redact(self.base_url)}: {self._redact(failure.cause)} (not retried: "
+                f"check {SETTING}, which holds {self._redact(self.base_url)}; NCBI's is {NCBI_EUTILS_URL})"
+            ) from (failure.__cause__ or failure)
         except Failure as failure:
             if history and isinstance(failure, ErrorAnswer) and failure.history_lost:
                 raise HistoryLost(
