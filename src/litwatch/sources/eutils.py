@@ -1,8 +1,9 @@
 """The E-utilities client: what litwatch asks NCBI, over the one HTTP door (``http.py``).
 
 Every request carries ``tool``, ``email`` and (when set) ``api_key``, waits for its turn under a rate
-limit shared by every client and thread of the process (``rate_limit.py``: 3 requests/s, 10 with
-an API key), and is retried (``litwatch.retry``, with exponential backoff, as ``self.retry`` says)
+limit (``rate_limit.py``: 3 requests/s, 10 with an API key) shared by every client and thread of
+the process and, built from settings, by every litwatch process of the machine (``rate_file``)
+or of every host on one PostgreSQL store (a ``budget`` from ``store/rate_budget.py``), and is retried (``litwatch.retry``, with exponential backoff, as ``self.retry`` says)
 on 429/5xx, network faults, truncated or malformed bodies and transient ``<ERROR>`` answers
 (``eutils_answers.py`` reads each answer and says which). A request that still fails raises
 :class:`~litwatch.errors.EutilsError`: an empty result always means NCBI found nothing, never
@@ -21,6 +22,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from litwatch.config import NCBI_EUTILS_URL, Settings
@@ -34,7 +36,7 @@ from litwatch.sources.eutils_answers import (
     parse_esearch,
 )
 from litwatch.sources.http import Failure, HttpClient, HttpDoor, Session, Unreachable, base_url_of
-from litwatch.sources.rate_limit import RATE_WITH_KEY, RATE_WITHOUT_KEY
+from litwatch.sources.rate_limit import RATE_WITH_KEY, RATE_WITHOUT_KEY, Budget, FileBudget, budget_key
 
 __all__ = ["ESEARCH_MAX_IDS", "EutilsClient", "HistoryLost", "SearchResult"]
 
@@ -65,6 +67,8 @@ class EutilsClient(HttpClient):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         on_event: EventHook | None = None,
+        rate_file: Path | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.base_url = base_url_of(base_url, "E-utilities URL")
         if not email:
@@ -73,9 +77,12 @@ class EutilsClient(HttpClient):
         self._api_key = api_key or None
         self._on_event = on_event
         rate = RATE_WITH_KEY if self._api_key else RATE_WITHOUT_KEY
+        if budget is None and rate_file is not None:
+            budget = FileBudget(rate_file, clock=clock)
         self._door = HttpDoor(
             self.base_url, rate, session=session, timeout=timeout, max_retries=max_retries,
-            backoff=backoff, sleep=sleep, clock=clock,
+            backoff=backoff, sleep=sleep, clock=clock, budget=budget,
+            budget_key=budget_key(self.base_url, self._api_key),
         )
 
     @classmethod
@@ -85,8 +92,12 @@ class EutilsClient(HttpClient):
         *,
         session: Session | None = None,
         on_event: EventHook | None = None,
+        budget: Budget | None = None,
     ) -> EutilsClient:
-        """Build the client a run uses; NCBI requires a contact email, so one must be set."""
+        """Build the client a run uses; NCBI requires a contact email, so one must be set.
+
+        Its rate limit is shared through ``budget`` when given (several hosts), else through
+        ``settings.rate_file`` by every process of the machine."""
         if not settings.email:
             raise ConfigError(_EMAIL_MISSING)
         return cls(
@@ -97,6 +108,8 @@ class EutilsClient(HttpClient):
             timeout=settings.request_timeout,
             max_retries=settings.max_retries,
             on_event=on_event,
+            rate_file=settings.rate_file,
+            budget=budget,
         )
 
     @property

@@ -36,7 +36,7 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from litwatch.errors import ConfigError
 from litwatch.retry import Backoff
-from litwatch.sources.rate_limit import RateLimiter
+from litwatch.sources.rate_limit import Budget, RateLimiter
 
 __all__ = [
     "MAX_BACKOFF",
@@ -95,7 +95,10 @@ def base_url_of(url: str, setting: str) -> str:
 
 
 class HttpDoor:
-    """Session, rate limit, retry policy and request counters of one client of ``base_url``."""
+    """Session, rate limit, retry policy and request counters of one client of ``base_url``.
+
+    ``budget`` shares the rate limit beyond this process (``rate_limit.py``), under ``budget_key``.
+    """
 
     def __init__(
         self,
@@ -108,13 +111,15 @@ class HttpDoor:
         backoff: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        budget: Budget | None = None,
+        budget_key: str | None = None,
     ) -> None:
         self.owns_session = session is None
         self.session = session or requests.Session()
         self.timeout = timeout
         self.retry = Backoff(first=backoff, most=MAX_BACKOFF, attempts=max(0, max_retries) + 1, jitter=0.1)
         self.sleep = sleep
-        self.limiter = RateLimiter(base_url, rate, clock=clock, sleep=sleep)
+        self.limiter = RateLimiter(base_url, rate, clock=clock, sleep=sleep, budget=budget, budget_key=budget_key)
         self._lock = threading.Lock()
         self.requests_made = 0
         self.retries = 0
