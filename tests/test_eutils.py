@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 import responses
+from urllib3.exceptions import MaxRetryError, NameResolutionError
 from fake_clock import FakeClock
 from fake_eutils import RATE_LIMIT_BODY, FakeEutils, Fault
 
@@ -361,6 +362,26 @@ def test_a_dead_server_fails_at_once_naming_the_setting_and_never_the_key(clock)
         c.efetch([1, 2, 3])
     assert (c.requests_made, clock.sleeps) == (1, [])
     assert SECRET not in str(caught.value) and SECRET not in str(caught.value.__cause__)
+
+
+class UnresolvableSession(requests.Session):
+    """What requests raises when the host name does not resolve, without asking any DNS server."""
+
+    def request(self, method: str | bytes, url: str | bytes, *args: object, **kwargs: object) -> requests.Response:  # type: ignore[override]
+        reason = NameResolutionError("eutils.example", None, socket.gaierror(-2, "Name or service not known"))  # type: ignore[arg-type]
+        raise requests.ConnectionError(MaxRetryError(None, str(url), reason))  # type: ignore[arg-type]
+
+
+def test_a_host_that_does_not_resolve_fails_at_once_naming_the_setting(clock):
+    base = "https://eutils.example/entrez/eutils/"
+    c = client(clock, base, session=UnresolvableSession(), max_retries=5)
+    with pytest.raises(EutilsError) as caught:
+        c.esearch("migraine")
+    assert str(caught.value) == (
+        f"no E-utilities at {base}: no such host (not retried: check LITWATCH_EUTILS_URL, which holds {base}; "
+        "NCBI's is https://eutils.ncbi.nlm.nih.gov/entrez/eutils/)"
+    )
+    assert (c.requests_made, clock.sleeps) == (1, [])
 
 
 @pytest.mark.parametrize(("status", "body", "cause"), [
