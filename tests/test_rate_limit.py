@@ -137,6 +137,28 @@ def test_hosts_on_one_postgresql_store_take_turns_on_the_keys_budget(database_ur
         host.engine.dispose()
 
 
+@pytest.mark.postgres
+def test_two_hosts_with_one_key_on_one_postgresql_store_get_no_429(database_url: str, engine: Engine,
+                                                                   tmp_path: Path) -> None:
+    """Two `run-due` with their own rate files (as on two hosts), one store and one API key,
+    against a server counting the key's 10 requests in any second."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("several hosts share a budget through PostgreSQL only")
+    _queries(tmp_path / "queries", {f"q{i}": f"term{i}[tiab]" for i in range(12)})
+    with FakeEutils() as fake:
+        fake.add_records_from_file(FIXTURES / "eutils" / "biopython" / "pubmed2.xml", crdt=dt.date.today())
+        fake.refuse_over(10)
+        envs = [command_env(tmp_path, fake, database_url, LITWATCH_RATE_FILE=str(tmp_path / f"host{n}-rate"),
+                            NCBI_API_KEY="0123456789abcdef0123456789abcdef0123") for n in range(2)]
+        procs = [subprocess.Popen([*LITWATCH, "run-due"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for env in envs]
+        outs = [proc.communicate(timeout=180) for proc in procs]
+        assert fake.refused == 0
+    assert [proc.returncode for proc in procs] == [0, 0], outs
+    ran = [line.split(":")[1] for out, _err in outs for line in out.splitlines() if ": ok: " in line]
+    assert sorted(ran) == sorted(f"q{i}" for i in range(12))  # each query once, on one host or the other
+
+
 def test_the_database_budget_is_for_an_api_key_on_postgresql_only(engine: Engine) -> None:
     keyed = budget_for(engine, Settings(api_key="k"))
     assert (keyed is not None) == (engine.dialect.name == "postgresql")
