@@ -25,11 +25,14 @@ PG_ENV = "LITWATCH_TEST_POSTGRES_URL"
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's own litwatch settings or secrets."""
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's own litwatch settings or secrets, nor shares the machine's
+    NCBI rate budget (``~/.cache/litwatch/ncbi-rate``) with real runs: commands, in-process or
+    not, spend this test session's own."""
     for name in list(os.environ):
         if (name.startswith("LITWATCH_") and name != PG_ENV) or name == "NCBI_API_KEY":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 def _postgres_database() -> Iterator[str]:

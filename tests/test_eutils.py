@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 import responses
+from urllib3.exceptions import MaxRetryError, NameResolutionError
 from fake_clock import FakeClock
 from fake_eutils import RATE_LIMIT_BODY, FakeEutils, Fault
 
@@ -218,7 +219,7 @@ def test_timeouts_and_connection_errors_are_retried(mocked, clock, fault):
         (recorded("biopython/esearch1.xml")[:400], {}),  # cut mid-document
         (recorded("biopython/einfo4.xml"), {}),  # recorded truncated answer
         (recorded("biopython/esearch1.xml")[:400], {"Content-Length": "718"}),  # shorter than declared
-        (b"<html><body>Proxy Error</body></html>", {}),
+        (b"<eInfoResult><DbList/></eInfoResult>", {}),  # XML, but not what was asked
     ],
 )
 def test_truncated_or_unparsable_answers_are_retried(mocked, clock, body, headers):
@@ -352,14 +353,53 @@ def test_the_api_key_never_shows_in_errors_logs_events_or_repr(mocked, clock, ca
     )
 
 
-def test_a_dead_server_fails_with_a_message_naming_endpoint_and_attempts(clock):
+def test_a_dead_server_fails_at_once_naming_the_setting_and_never_the_key(clock):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    c = client(clock, f"http://127.0.0.1:{port}/entrez/eutils", api_key=SECRET, max_retries=1, timeout=2)
-    with pytest.raises(EutilsError, match=r"efetch\.fcgi .* failed after 2 attempts: ConnectionError") as caught:
+    c = client(clock, f"http://127.0.0.1:{port}/entrez/eutils", api_key=SECRET, max_retries=3, timeout=2)
+    with pytest.raises(EutilsError, match=r"connection refused \(not retried: check LITWATCH_EUTILS_URL") as caught:
         c.efetch([1, 2, 3])
+    assert (c.requests_made, clock.sleeps) == (1, [])
     assert SECRET not in str(caught.value) and SECRET not in str(caught.value.__cause__)
+
+
+class UnresolvableSession(requests.Session):
+    """What requests raises when the host name does not resolve, without asking any DNS server."""
+
+    def request(self, method: str | bytes, url: str | bytes, *args: object, **kwargs: object) -> requests.Response:  # type: ignore[override]
+        reason = NameResolutionError("eutils.example", None, socket.gaierror(-2, "Name or service not known"))  # type: ignore[arg-type]
+        raise requests.ConnectionError(MaxRetryError(None, str(url), reason))  # type: ignore[arg-type]
+
+
+def test_a_host_that_does_not_resolve_fails_at_once_naming_the_setting(clock):
+    base = "https://eutils.example/entrez/eutils/"
+    c = client(clock, base, session=UnresolvableSession(), max_retries=5)
+    with pytest.raises(EutilsError) as caught:
+        c.esearch("migraine")
+    assert str(caught.value) == (
+        f"no E-utilities at {base}: no such host (not retried: check LITWATCH_EUTILS_URL, which holds {base}; "
+        "NCBI's is https://eutils.ncbi.nlm.nih.gov/entrez/eutils/)"
+    )
+    assert (c.requests_made, clock.sleeps) == (1, [])
+
+
+@pytest.mark.parametrize(("status", "body", "cause"), [
+    (200, b"<!DOCTYPE html>\n<html><head><title>PubMed</title></head><body>Search</body></html>",
+     "answered a web page (HTML), not an API answer"),
+    (200, b"<html><body>Proxy Error</body></html>", "answered a web page (HTML), not an API answer"),
+    (404, b"<html><body>Not Found</body></html>", "HTTP 404 Not Found"),
+])
+def test_an_answer_that_is_not_e_utilities_fails_at_once_naming_the_setting(mocked, clock, status, body, cause):
+    mocked.post(ESEARCH, status=status, body=body, content_type="text/html")
+    c = client(clock)
+    with pytest.raises(EutilsError) as caught:
+        c.esearch("migraine")
+    assert str(caught.value) == (
+        f"no E-utilities at {BASE}: {cause} (not retried: check LITWATCH_EUTILS_URL, which holds {BASE}; "
+        "NCBI's is https://eutils.ncbi.nlm.nih.gov/entrez/eutils/)"
+    )
+    assert (c.requests_made, c.retries) == (1, 0)
 
 
 def test_from_settings_needs_an_email():

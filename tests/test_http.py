@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 import requests
+import urllib3
 from fake_pubtator import FakePubtator, Fault
 from smtp_sink import free_port
 
 from litwatch.errors import EuropePmcError, EutilsError, PubtatorError
 from litwatch.sources.europepmc import EuropePmcClient
 from litwatch.sources.eutils import EutilsClient
-from litwatch.sources.http import HttpDoor, retry_after
+from litwatch.sources.http import Failure, HttpDoor, retry_after
 from litwatch.sources.pubtator import PubtatorClient
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "litwatch"
@@ -85,11 +86,28 @@ def test_a_refused_connection_fails_at_once_naming_each_clients_setting() -> Non
     assert (pubtator.requests_made, europepmc.requests_made, pubtator.retries, europepmc.retries) == (1, 1, 0, 0)
 
 
-def test_e_utilities_still_retries_a_refused_connection() -> None:
-    client = EutilsClient(f"http://127.0.0.1:{free_port()}/", "me@example.org", sleep=lambda s: None, max_retries=2)
-    with pytest.raises(EutilsError, match="failed after 3 attempts: ConnectionError"):
+def test_e_utilities_fails_a_refused_connection_at_once_naming_its_setting() -> None:
+    url = f"http://127.0.0.1:{free_port()}/"
+    sleeps: list[float] = []
+    client = EutilsClient(url, "me@example.org", sleep=sleeps.append, max_retries=5)
+    with pytest.raises(EutilsError) as caught:
         client.efetch([1])
-    assert (client.requests_made, client.retries) == (3, 2)
+    assert str(caught.value) == (
+        f"no E-utilities at {url}: connection refused (not retried: check LITWATCH_EUTILS_URL, which holds "
+        f"{url}; NCBI's is https://eutils.ncbi.nlm.nih.gov/entrez/eutils/)"
+    )
+    assert (client.requests_made, client.retries, sleeps) == (1, 0, [])
+
+
+def test_a_dropped_connection_is_retried_and_worded_without_urllib3s_text() -> None:
+    dropped = requests.ConnectionError(urllib3.exceptions.MaxRetryError(
+        None, "/x", urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset by peer"))))
+    door = HttpDoor("http://127.0.0.1:9/", 1000.0, sleep=lambda s: None, max_retries=1)
+    door.session.request = lambda *a, **k: (_ for _ in ()).throw(dropped)  # type: ignore[method-assign]
+    with pytest.raises(Failure) as caught:
+        door.run(lambda n: door.send("GET", "http://127.0.0.1:9/x"), on_retry=lambda *a: None)
+    assert caught.value.cause == "ConnectionError: connection dropped (ConnectionResetError: [Errno 104] reset by peer)"
+    assert (caught.value.attempts, door.retries) == (2, 1)
 
 
 def test_a_cut_off_body_is_retried_and_said_to_be_truncated() -> None:

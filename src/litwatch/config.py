@@ -22,6 +22,13 @@ EUROPEPMC_URL = "https://www.ebi.ac.uk/europepmc/webservices/rest/"
 DEFAULT_DATABASE_URL = "sqlite:///db/litwatch.sqlite"
 CONFIG_FILE = "litwatch.toml"
 
+def default_rate_file() -> Path:
+    """Where this machine's litwatch processes share NCBI's rate budget (sources/rate_limit.py):
+    ``$XDG_CACHE_HOME/litwatch/ncbi-rate``, ``~/.cache`` when that is unset."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "litwatch" / "ncbi-rate"
+
+
 SECRET_KEYS = {"api_key": "NCBI_API_KEY", "smtp_password": "LITWATCH_SMTP_PASSWORD"}
 
 
@@ -38,6 +45,7 @@ class Settings:
     fetch_batch: int = 200  # PMIDs per efetch POST
     request_timeout: float = 30.0
     max_retries: int = 5
+    rate_file: Path = field(default_factory=default_rate_file)  # NCBI's rate budget, shared by this machine's processes
     pubtator_url: str = PUBTATOR3_URL  # PubTator3 gene and disease annotations (sources/pubtator.py)
     pubtator: str = "on"  # on | off: off asks PubTator3 nothing
     smtp_host: str | None = None

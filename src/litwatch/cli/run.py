@@ -19,6 +19,7 @@ from litwatch.pipeline import run as runner
 from litwatch.scheduling import jobs
 from litwatch.sources.eutils import EutilsClient
 from litwatch.store import engine as db
+from litwatch.store import rate_budget
 from litwatch.store import tags as tag_store
 from litwatch.store.leases import DEFAULT_TTL as _LEASE_TTL
 
@@ -77,7 +78,7 @@ def run_command(
         )
     selected = [by_name[n] for n in dict.fromkeys(names)] if names else found
     engine = ctx.engine()
-    client = EutilsClient.from_settings(settings)
+    client = EutilsClient.from_settings(settings, budget=rate_budget.budget_for(engine, settings))
     tagger = tag_store.load_tagger(settings.vocab_dir)
     progress = None
     if sys.stderr.isatty():

@@ -1,6 +1,9 @@
 """What a reader sees: a digest's papers, coverage and notices read from the store and shaped for the templates.
 
 Every value is cleaned to one line of plain text here; the templates (render.py) only lay it out.
+What is new comes with its abstract under its query; older papers a backfill found come after, one
+line each; a digest whose feeding queries failed says "incomplete" in its subject and at its top
+(contents.py decides both, so a digest rebuilt from the ledger says the same).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from litwatch.clock import utc
-from litwatch.delivery.contents import corrections, digests, hits, items, papers, tags
+from litwatch.delivery.contents import corrections, digests, failed_queries, hits, items, older_papers, papers, tags
 from litwatch.files.groups import Group
 from litwatch.store import models
 from litwatch.store.engine import in_chunks
@@ -71,6 +74,16 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Older:
+    """One line for a paper found by a search reaching back before the period."""
+
+    pmid: int
+    title: str
+    year: str
+    pubmed_url: str
+
+
+@dataclass(frozen=True)
 class Coverage:
     query: str
     found: int  # papers the query found in the period
@@ -102,6 +115,9 @@ class DigestView:
     carried: int
     max_papers: int
     comorbidity: int
+    older: tuple[Older, ...] = ()
+    incomplete: str | None = None  # "incomplete: 2 of 4 saved queries failed; papers may be missing"
+    failed: tuple[str, ...] = ()  # the saved queries that failed
 
 
 def clean(text: str | None) -> str:
@@ -236,26 +252,51 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _incomplete(group: Group, failed: Sequence[str]) -> str | None:
+    if not failed:
+        return None
+    total = len(group.queries)
+    return f"incomplete: {len(failed)} of {total} saved quer{'y' if total == 1 else 'ies'} failed; papers may be missing"
+
+
+def _older(entry: Entry) -> Older:
+    year = "" if entry.sort_key[0] == dt.date.min else str(entry.sort_key[0].year)
+    return Older(entry.pmid, entry.title, year, entry.pubmed_url)
+
+
 def build_view(conn: Connection, group: Group, chosen: Sequence[int], overflow: Sequence[int],
                notices: Sequence[int], window: Window, new_by: dict[str, int] | None = None) -> DigestView:
     """Read what the digest shows and shape it for the templates."""
     entries = _entries(conn, group, chosen)
-    listed = [entries[p] for p in chosen if p in entries]
+    older = older_papers(conn, group, chosen, window.covers_from)
+    listed = [entries[p] for p in chosen if p in entries and p not in older]
+    older_rows = tuple(_older(e) for e in sorted((entries[p] for p in chosen if p in entries and p in older),
+                                                 key=lambda e: e.sort_key, reverse=True))
     sections = _sections(group, listed)
     notice_rows = _notices(conn, group, notices)
+    failed = failed_queries(conn, group, window.covers_from, window.covers_to)
+    incomplete = _incomplete(group, failed)
     comorbid = sum(e.comorbidity for e in listed)
     period = f"{_day(window.covers_from, group.zone)} \u2013 {_day(window.covers_to, group.zone)}"
-    parts = [_plural(len(listed), "new paper")] if listed or not notice_rows else []
+    anything = listed or older_rows or notice_rows
+    parts = [_plural(len(listed), "new paper")] if listed or not (older_rows or notice_rows) else []
+    if older_rows:
+        parts.append(_plural(len(older_rows), "older paper"))
     if notice_rows:
         parts.append(_plural(len(notice_rows), "retraction notice"))
-    subject = (f"[litwatch] {group.name}: {', '.join(parts)} ({_day(window.covers_to, group.zone)})"
-               if listed or notice_rows else f"[litwatch] {group.name}: nothing new "
-               f"({_day(window.covers_to, group.zone)})")
+    day = _day(window.covers_to, group.zone)
+    if incomplete:
+        subject = f"[litwatch] {group.name}: {incomplete.split(';')[0]}; {', '.join(parts)} ({day})"
+    elif anything:
+        subject = f"[litwatch] {group.name}: {', '.join(parts)} ({day})"
+    else:
+        subject = f"[litwatch] {group.name}: nothing new ({day})"
     top = sorted({c for e in listed for c in e.chips}, key=lambda c: -sum(c in e.chips for e in listed))[:4]
-    preheader = " \u00b7 ".join([", ".join(parts) or "nothing new"] + ([f"{comorbid} comorbidity"] if comorbid
-                                                                      else []) + ([", ".join(top)] if top else []))
+    summary = ", ".join(parts) if anything or incomplete else "nothing new"
+    preheader = " \u00b7 ".join(([incomplete] if incomplete else []) + [summary]
+                                + ([f"{comorbid} comorbidity"] if comorbid else []) + ([", ".join(top)] if top else []))
     return DigestView(group=group.name, subject=clean(subject), preheader=clean(preheader), period=period,
                       sections=sections, coverage=_coverage(conn, group, window, list(chosen) + list(overflow), new_by),
                       notices=notice_rows, paper_count=len(listed), overflow=len(overflow),
-                      carried=window.carried, max_papers=group.max_papers, comorbidity=comorbid)
-
+                      carried=window.carried, max_papers=group.max_papers, comorbidity=comorbid,
+                      older=older_rows, incomplete=incomplete, failed=failed)

@@ -133,8 +133,10 @@ class Worker:
     def _client(self) -> Eutils:
         if self.client is None:
             from litwatch.sources.eutils import EutilsClient
+            from litwatch.store.rate_budget import budget_for
 
-            self.client = EutilsClient.from_settings(self.settings)
+            # NCBI's rate budget: shared with this machine's processes, or every host on the store
+            self.client = EutilsClient.from_settings(self.settings, budget=budget_for(self.engine, self.settings))
         return self.client
 
     def _tagger(self) -> Tagger | None:

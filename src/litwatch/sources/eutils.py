@@ -1,12 +1,17 @@
 """The E-utilities client: what litwatch asks NCBI, over the one HTTP door (``http.py``).
 
 Every request carries ``tool``, ``email`` and (when set) ``api_key``, waits for its turn under a rate
-limit shared by every client and thread of the process (``rate_limit.py``: 3 requests/s, 10 with
-an API key), and is retried (``litwatch.retry``, with exponential backoff, as ``self.retry`` says)
+limit (``rate_limit.py``: 3 requests/s, 10 with an API key) shared by every client and thread of
+the process and, built from settings, by every litwatch process of the machine (``rate_file``)
+or of every host on one PostgreSQL store (a ``budget`` from ``store/rate_budget.py``), and is retried (``litwatch.retry``, with exponential backoff, as ``self.retry`` says)
 on 429/5xx, network faults, truncated or malformed bodies and transient ``<ERROR>`` answers
 (``eutils_answers.py`` reads each answer and says which). A request that still fails raises
 :class:`~litwatch.errors.EutilsError`: an empty result always means NCBI found nothing, never
 that the call went wrong.
+
+What retrying cannot mend fails at once, in one line naming ``LITWATCH_EUTILS_URL`` and what it
+holds: a refused connection, a host that does not resolve, a 404, or a web page (HTML) where
+E-utilities answers XML. A wrong or unreachable URL so costs a run seconds, not minutes of backoff.
 
 The API key is a secret: it never appears in a message, a log line or a ``repr``.
 """
@@ -17,9 +22,10 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TypeVar
 
-from litwatch.config import Settings
+from litwatch.config import NCBI_EUTILS_URL, Settings
 from litwatch.errors import ConfigError, EutilsError, HistoryLost
 from litwatch.sources.eutils_answers import (
     ESEARCH_MAX_IDS,
@@ -29,8 +35,8 @@ from litwatch.sources.eutils_answers import (
     error_detail,
     parse_esearch,
 )
-from litwatch.sources.http import Failure, HttpClient, HttpDoor, Session, base_url_of
-from litwatch.sources.rate_limit import RATE_WITH_KEY, RATE_WITHOUT_KEY
+from litwatch.sources.http import Failure, HttpClient, HttpDoor, Session, Unreachable, base_url_of
+from litwatch.sources.rate_limit import RATE_WITH_KEY, RATE_WITHOUT_KEY, Budget, FileBudget, budget_key
 
 __all__ = ["ESEARCH_MAX_IDS", "EutilsClient", "HistoryLost", "SearchResult"]
 
@@ -40,6 +46,7 @@ T = TypeVar("T")
 EventHook = Callable[[str, dict[str, object]], None]
 
 TOOL = "litwatch"
+SETTING = "LITWATCH_EUTILS_URL"
 
 _API_KEY_PARAM = re.compile(r"(api_key=)[^&\s'\"]+")
 
@@ -60,6 +67,8 @@ class EutilsClient(HttpClient):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         on_event: EventHook | None = None,
+        rate_file: Path | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.base_url = base_url_of(base_url, "E-utilities URL")
         if not email:
@@ -68,10 +77,12 @@ class EutilsClient(HttpClient):
         self._api_key = api_key or None
         self._on_event = on_event
         rate = RATE_WITH_KEY if self._api_key else RATE_WITHOUT_KEY
-        # unreachable_fails=False: a connection NCBI refuses is retried like a dropped one, as ever.
+        if budget is None and rate_file is not None:
+            budget = FileBudget(rate_file, clock=clock)
         self._door = HttpDoor(
             self.base_url, rate, session=session, timeout=timeout, max_retries=max_retries,
-            backoff=backoff, sleep=sleep, clock=clock, unreachable_fails=False,
+            backoff=backoff, sleep=sleep, clock=clock, budget=budget,
+            budget_key=budget_key(self.base_url, self._api_key),
         )
 
     @classmethod
@@ -81,8 +92,12 @@ class EutilsClient(HttpClient):
         *,
         session: Session | None = None,
         on_event: EventHook | None = None,
+        budget: Budget | None = None,
     ) -> EutilsClient:
-        """Build the client a run uses; NCBI requires a contact email, so one must be set."""
+        """Build the client a run uses; NCBI requires a contact email, so one must be set.
+
+        Its rate limit is shared through ``budget`` when given (several hosts), else through
+        ``settings.rate_file`` by every process of the machine."""
         if not settings.email:
             raise ConfigError(_EMAIL_MISSING)
         return cls(
@@ -93,6 +108,8 @@ class EutilsClient(HttpClient):
             timeout=settings.request_timeout,
             max_retries=settings.max_retries,
             on_event=on_event,
+            rate_file=settings.rate_file,
+            budget=budget,
         )
 
     @property
@@ -162,7 +179,8 @@ class EutilsClient(HttpClient):
             def started(at: float) -> None:
                 self._emit("request", endpoint=endpoint, attempt=number, at=at)
 
-            body = self._door.send("POST", url, data=data, describe=_describe, on_start=started)
+            body = self._door.send("POST", url, data=data, describe=_describe, on_start=started,
+                                   wrong_url=(404,), web_page_is_wrong=True)
             try:
                 return parse(body)
             except ErrorAnswer as answer:
@@ -177,6 +195,11 @@ class EutilsClient(HttpClient):
 
         try:
             return self._door.run(attempt, on_retry=retrying)
+        except Unreachable as failure:
+            raise EutilsError(
+                f"no E-utilities at {self._redact(self.base_url)}: {self._redact(failure.cause)} (not retried: "
+                f"check {SETTING}, which holds {self._redact(self.base_url)}; NCBI's is {NCBI_EUTILS_URL})"
+            ) from (failure.__cause__ or failure)
         except Failure as failure:
             if history and isinstance(failure, ErrorAnswer) and failure.history_lost:
                 raise HistoryLost(

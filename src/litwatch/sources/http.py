@@ -8,11 +8,15 @@ policy (``litwatch.retry``) and says what went wrong as a :class:`Failure`:
 
 - retried: 429 (its Retry-After honoured, capped), 5xx, timeouts, dropped connections, bodies cut
   off before their Content-Length, and any body the client's own check rejects (it raises a
-  retryable ``Failure``);
+  retryable ``Failure``): faults that asking again can mend;
 - not retried, :class:`Unreachable`: no connection could be made at all (no such host, connection
-  refused) or the URL answers a status the client names as "nothing of ours is here" (404, 405):
-  the setting is wrong, asking again would not help;
+  refused), the URL answers a status the client names as "nothing of ours is here" (404, 405),
+  or a 200 that is a web page (HTML) where the client expects its API's answers: the setting
+  is wrong, asking again would not help, so a run fails in seconds rather than minutes;
 - not retried: any other 4xx or request error.
+
+Causes are worded briefly (``connection dropped``, ``no answer within 30 s``): urllib3's own
+text (pool objects, addresses in memory) never reaches a message or a log line.
 
 Each client turns the last ``Failure`` into its own error (``EutilsError``, ``PubtatorError``,
 ``EuropePmcError``) with its own one-line message; the door knows no client's wording.
@@ -32,7 +36,7 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from litwatch.errors import ConfigError
 from litwatch.retry import Backoff
-from litwatch.sources.rate_limit import RateLimiter
+from litwatch.sources.rate_limit import Budget, RateLimiter
 
 __all__ = [
     "MAX_BACKOFF",
@@ -91,7 +95,10 @@ def base_url_of(url: str, setting: str) -> str:
 
 
 class HttpDoor:
-    """Session, rate limit, retry policy and request counters of one client of ``base_url``."""
+    """Session, rate limit, retry policy and request counters of one client of ``base_url``.
+
+    ``budget`` shares the rate limit beyond this process (``rate_limit.py``), under ``budget_key``.
+    """
 
     def __init__(
         self,
@@ -104,15 +111,15 @@ class HttpDoor:
         backoff: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        unreachable_fails: bool = True,
+        budget: Budget | None = None,
+        budget_key: str | None = None,
     ) -> None:
         self.owns_session = session is None
         self.session = session or requests.Session()
         self.timeout = timeout
         self.retry = Backoff(first=backoff, most=MAX_BACKOFF, attempts=max(0, max_retries) + 1, jitter=0.1)
         self.sleep = sleep
-        self.limiter = RateLimiter(base_url, rate, clock=clock, sleep=sleep)
-        self.unreachable_fails = unreachable_fails  # False: a failed connection is retried like a dropped one
+        self.limiter = RateLimiter(base_url, rate, clock=clock, sleep=sleep, budget=budget, budget_key=budget_key)
         self._lock = threading.Lock()
         self.requests_made = 0
         self.retries = 0
@@ -165,12 +172,14 @@ class HttpDoor:
         wrong_url: Collection[int] = (),
         accept: Callable[[int, bytes], bool] = lambda status, _body: status == 200,
         on_start: Callable[[float], None] | None = None,
+        web_page_is_wrong: bool = False,
     ) -> bytes:
         """One request after its turn under the rate limit: the body of a complete answer that
         ``accept`` takes (a 200 by default), or a Failure.
 
         ``describe(status, reason, body, url)`` words an unwanted status; a status in
-        ``wrong_url`` is :class:`Unreachable`.
+        ``wrong_url`` is :class:`Unreachable`, and so is a 200 web page (HTML) when
+        ``web_page_is_wrong`` (the client's API never answers one).
         """
         started = self.limiter.wait()
         with self._lock:
@@ -180,18 +189,20 @@ class HttpDoor:
         try:
             response = self.session.request(method, url, params=params, data=data, timeout=self.timeout)
             body = response.content
+        except requests.Timeout as exc:  # first: a ConnectTimeout is a ConnectionError too
+            raise Failure(f"{type(exc).__name__}: no answer within {self.timeout:g} s", retryable=True) from exc
         except requests.ConnectionError as exc:
-            reason = _no_connection(exc) if self.unreachable_fails else None
+            reason = _no_connection(exc)
             if reason is not None:
                 raise Unreachable(reason, reason=reason) from exc
-            raise Failure(f"{type(exc).__name__}: {exc}", retryable=True) from exc
-        except requests.Timeout as exc:
-            raise Failure(f"{type(exc).__name__}: {exc}", retryable=True) from exc
+            raise Failure(f"{type(exc).__name__}: {_brief(exc)}", retryable=True) from exc
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
             raise Failure(f"truncated answer ({type(exc).__name__}: {exc})", retryable=True) from exc
         except requests.RequestException as exc:
             raise Failure(f"{type(exc).__name__}: {exc}", retryable=False) from exc
         status = response.status_code
+        if web_page_is_wrong and status == 200 and _web_page(body):
+            raise Unreachable("answered a web page (HTML), not an API answer", status=status)
         if not accept(status, body):
             cause = describe(status, response.reason, body, url)
             if status in wrong_url:
@@ -245,6 +256,24 @@ class HttpClient:
     def close(self) -> None:
         """Close the HTTP session if this client opened it."""
         self._door.close()
+
+
+def _web_page(body: bytes) -> bool:
+    """Whether an answer is an HTML page (what a wrong URL, a login portal or a proxy's notice
+    sends), read from the body: a mislabelled Content-Type must not fail a good answer."""
+    return body[:512].lstrip().lower().startswith((b"<!doctype html", b"<html"))
+
+
+def _brief(exc: requests.RequestException) -> str:
+    """What went wrong with a connection in a few words: the innermost reason, not urllib3's pool text."""
+    reason: object = exc.args[0] if exc.args else exc
+    if isinstance(reason, str):
+        return reason
+    reason = getattr(reason, "reason", reason)  # MaxRetryError -> ProtocolError, ...
+    inner = reason.args[-1] if isinstance(reason, Exception) and len(reason.args) > 1 else None
+    if isinstance(inner, BaseException):
+        return f"connection dropped ({type(inner).__name__}: {inner})"
+    return f"connection dropped ({reason})"
 
 
 def _no_connection(exc: requests.ConnectionError) -> str | None:

@@ -280,6 +280,15 @@ class Lease(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
+class RateBudget(Base):
+    """The last request start reserved in one NCBI budget, for hosts that share a PostgreSQL store."""
+
+    __tablename__ = "rate_budget"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)  # sources.rate_limit.budget_key
+    last_start: Mapped[float] = mapped_column(sa.Float)  # seconds since the epoch, the database's clock
+
+
 def table(model: type[Base]) -> sa.Table:
     """The Core table behind a model, for bulk statements."""
     return cast(sa.Table, model.__table__)
