@@ -20,6 +20,7 @@ from litwatch.store import models
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pubmed"
 HITS = models.table(models.QueryHit)
+RUNS = models.table(models.Run)
 TAGS = models.table(models.PaperTag)
 WHEN = dt.datetime(2026, 3, 2, 7, 0, tzinfo=dt.UTC)
 ERRATUM = 38147649  # "Social anxiety disorder-associated gut microbiota increases social fear."
@@ -44,10 +45,14 @@ def store(engine: Engine) -> Engine:
     return engine
 
 
-def found(engine: Engine, pmids: Sequence[int], when: dt.datetime) -> None:
+def found(engine: Engine, pmids: Sequence[int], when: dt.datetime, *, backfill: bool = False) -> None:
+    """``pmids`` found by the lab's query at ``when``; by a run reaching back to 2019 with ``backfill``."""
     with engine.begin() as conn:
+        run_id = conn.execute(RUNS.insert().values(
+            query_name="migraine-immunology", started_at=when, finished_at=when, status="ok",
+            window_from=dt.date(2019, 1, 1), window_to=when.date())).inserted_primary_key[0] if backfill else None
         conn.execute(HITS.insert(), [{"query_name": "migraine-immunology", "paper_pmid": p, "first_found_at": when,
-                                      "last_found_at": when} for p in pmids])
+                                      "last_found_at": when, "run_id": run_id} for p in pmids])
 
 
 def cli(tmp_path: Path, database_url: str, *args: str, **env: str) -> tuple[int, str, str]:
@@ -126,6 +131,17 @@ def test_the_feed_holds_the_newest_entries_only(store: Engine, database_url: str
     assert code == 0 and out.startswith("headache-lab: 2 paper(s)")
     entries = read(out_file).entries
     assert len(entries) == 2 and pmid_of(entries[0]) == LATER
+
+
+def test_papers_a_backfill_found_are_in_the_digest_but_not_the_feed(store: Engine, database_url: str,
+                                                                    tmp_path: Path) -> None:
+    found(store, [LATER], WHEN, backfill=True)  # created in 2022, found by a run from 2019
+    code, _out, err = cli(tmp_path, database_url, *SEND)
+    assert code == 0, err
+    [eml] = (tmp_path / "outbox").glob("*.eml")
+    assert "Older papers also matched" in eml.read_text()
+    pmids = {pmid_of(e) for e in read(tmp_path / "feeds" / "headache-lab.atom").entries}
+    assert LATER not in pmids and ERRATUM in pmids
 
 
 def test_a_digest_that_was_not_delivered_leaves_the_feed_alone(store: Engine, database_url: str,

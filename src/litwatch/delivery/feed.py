@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from litwatch.clock import utc
 from litwatch.config import Settings
-from litwatch.delivery.contents import digests, items
+from litwatch.delivery.contents import digests, items, older_papers
 from litwatch.delivery.view import Entry, clean, entries
 from litwatch.errors import InputError
 from litwatch.files.atomic import write_atomically
@@ -39,15 +39,22 @@ MAX_AUTHORS = 10  # names per entry; the rest are "et al." as in the digest
 
 
 def delivered(conn: Connection, group: Group, limit: int) -> list[tuple[int, dt.datetime]]:
-    """(PMID, when its digest was made) of the group's newest delivered papers, newest first."""
-    rows = conn.execute(
-        sa.select(items.c.paper_pmid, digests.c.created_at)
-        .join(digests, digests.c.id == items.c.digest_id)
-        .where(items.c.group_name == group.name, items.c.item_kind == "paper",
-               digests.c.status.in_(DELIVERED))
-        .order_by(digests.c.created_at.desc(), digests.c.id.desc(), items.c.position)
-        .limit(limit)).all()
-    return [(int(pmid), utc(created)) for pmid, created in rows]
+    """(PMID, when its digest was made) of the group's newest delivered new papers, newest first.
+
+    Papers a digest listed as older matches (a backfill's, a re-search's) are not entries.
+    """
+    out: list[tuple[int, dt.datetime]] = []
+    sent = conn.execute(sa.select(digests.c.id, digests.c.created_at, digests.c.covers_from).where(
+        digests.c.group_name == group.name, digests.c.status.in_(DELIVERED))
+        .order_by(digests.c.created_at.desc(), digests.c.id.desc())).all()
+    for digest_id, created, covers_from in sent:
+        pmids = list(conn.execute(sa.select(items.c.paper_pmid).where(
+            items.c.digest_id == digest_id, items.c.item_kind == "paper").order_by(items.c.position)).scalars())
+        older = older_papers(conn, group, pmids, utc(covers_from)) if covers_from is not None else frozenset()
+        out += [(int(p), utc(created)) for p in pmids if p not in older]
+        if len(out) >= limit:
+            break
+    return out[:limit]
 
 
 def _authors(conn: Connection, pmids: Sequence[int]) -> dict[int, list[str]]:
