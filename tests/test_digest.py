@@ -276,6 +276,17 @@ def test_a_refused_recipient_does_not_stop_the_others_and_is_retried_alone(week:
                                 mailer=smtp(smtp_sink)).status == "nothing-new"
 
 
+def test_an_address_taken_out_of_the_group_is_no_longer_tried(week: Engine, smtp_sink: Sink, tmp_path: Path) -> None:
+    smtp_sink.refuse_rcpt["lab@example.org"] = "550 5.1.1 <lab@example.org>: user unknown"
+    first = digest.deliver_group(week, settings(tmp_path), lab(), now=NOW, mailer=smtp(smtp_sink))
+    ana_only = lab(recipients=("Ana Ruiz <ana@example.org>",))
+    later = digest.deliver_group(week, settings(tmp_path), ana_only, now=NOW + dt.timedelta(hours=1),
+                                 mailer=smtp(smtp_sink))
+    assert (later.status, later.refused) == ("retried", ())
+    assert smtp_sink.copies() == {("ana@example.org", first.message_id): 1}
+    assert digest.pending_digests(week, ["headache-lab"]) == {}
+
+
 def test_a_digest_nobody_got_goes_to_the_group_as_fixed(week: Engine, smtp_sink: Sink, tmp_path: Path) -> None:
     smtp_sink.refuse_rcpt.update({"ana@example.org": "550 5.1.1 unknown", "lab@example.org": "550 5.1.1 unknown"})
     failed = digest.deliver_group(week, settings(tmp_path), lab(), now=NOW, mailer=smtp(smtp_sink))

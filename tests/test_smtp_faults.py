@@ -162,6 +162,8 @@ def test_an_uncertain_digest_is_reported_until_a_person_decides(fresh: Engine, d
     assert (code, err) == (0, "")
     code, _, err = _cli(tmp_path, database_url, smtp_sink.port, decision, mid)
     assert code == 2 and err == f"litwatch: error: digest {mid} has no uncertain recipient: nothing to decide\n"
+    code, _, err = _cli(tmp_path, database_url, smtp_sink.port, decision, "<nope@example.org>")
+    assert code == 2 and "no digest has the Message-ID '<nope@example.org>'; fix: copy it from the line" in err
 
 
 def test_a_send_killed_while_the_server_takes_the_message_is_not_sent_twice(
