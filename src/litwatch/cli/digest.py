@@ -1,4 +1,5 @@
-"""`litwatch digest`: each research group's state, previews, and sending the digests that are due."""
+"""`litwatch digest`: each research group's state, previews, sending the digests that are due, and
+settling a digest whose delivery is uncertain (--resend, --delivered)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import click
-
 from sqlalchemy.engine import Engine
 
 from litwatch.cli import tables
