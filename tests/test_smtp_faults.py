@@ -151,6 +151,8 @@ def test_an_uncertain_digest_is_reported_until_a_person_decides(fresh: Engine, d
     code, out, err = _cli(tmp_path, database_url, smtp_sink.port, "--send", "--force")
     assert code == 0 and err.startswith(f"litwatch: warning: group headache-lab: digest {mid} may not have reached")
     assert smtp_sink.copies() == {(ANA, mid): 1, (LAB, mid): 1}  # not sent again by itself
+    code, out, status_err = _cli(tmp_path, database_url, smtp_sink.port)
+    assert code == 0 and status_err == err  # the state of each group says it too
 
     code, out, err = _cli(tmp_path, database_url, smtp_sink.port, decision, mid)
     assert (code, err) == (0, "")

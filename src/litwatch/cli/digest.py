@@ -80,12 +80,17 @@ def _send(ctx: _Context, engine: Engine, selected: Sequence[groups_mod.Group], f
         fresh_doubt = fresh_doubt or bool(r.uncertain)
         failed = failed or bool(r.error or r.refused or r.uncertain)
     click.echo(_table(("group", "status", "papers", "overflow", "retractions", "message"), rows))
-    for u in recipients.uncertain(engine, [g.name for g in selected]):
-        click.echo(f"litwatch: {'error' if fresh_doubt else 'warning'}: group {u.group}: digest {u.message_id} may not "
-                   f"have reached {', '.join(u.addresses)} ({u.error}); it is not sent again by itself (a second copy "
-                   f"is worse than a missing one): ask them, then `litwatch digest --resend '{u.message_id}'` sends it "
-                   f"to them again, or `litwatch digest --delivered '{u.message_id}'` records that it arrived", err=True)
+    _report_uncertain(engine, selected, "error" if fresh_doubt else "warning")
     return failed
+
+
+def _report_uncertain(engine: Engine, selected: Sequence[groups_mod.Group], level: str) -> None:
+    """One line for each digest some recipients may not have received, with what to do."""
+    for u in recipients.uncertain(engine, [g.name for g in selected]):
+        click.echo(f"litwatch: {level}: group {u.group}: digest {u.message_id} may not have reached "
+                   f"{', '.join(u.addresses)} ({u.error}); it is not sent again by itself (a second copy is worse "
+                   f"than a missing one): ask them, then `litwatch digest --resend '{u.message_id}'` sends it to "
+                   f"them again, or `litwatch digest --delivered '{u.message_id}'` records that it arrived", err=True)
 
 
 @click.command(name="digest")
@@ -163,6 +168,7 @@ def digest_command(ctx: _Context, names: tuple[str, ...], preview: Path | None, 
                                     len(plan.papers) + len(plan.overflow), len(plan.notices), pending.get(group.name, 0)))
         click.echo(_table(("group", "recipients", "queries", "schedule", "next", "new", "retractions", "to retry"),
                           status_rows))
+        _report_uncertain(engine, selected, "warning")
     if failed:
         sys.exit(1)
     if bad:
