@@ -326,6 +326,21 @@ def test_a_crash_after_the_server_accepted_never_sends_twice(week: Engine, smtp_
     assert list((tmp_path / "outbox" / ".state").iterdir()) == []
 
 
+@pytest.mark.parametrize("left_as, copies", [("failed", 1), ("accepted", 0)])
+def test_a_digest_left_before_the_per_recipient_ledger_is_finished_once(week: Engine, smtp_sink: Sink, tmp_path: Path,
+                                                                       left_as: str, copies: int) -> None:
+    dead = SmtpMailer("127.0.0.1", free_port(), tls="none", timeout=5)
+    old = digest.deliver_group(week, settings(tmp_path), lab(), now=NOW, mailer=dead)
+    with week.begin() as conn:  # as revision 0005 left it: no digest_recipients rows
+        conn.execute(models.table(models.DigestRecipient).delete())
+        conn.execute(DIGESTS.update().values(status=left_as))
+    again = digest.deliver_group(week, settings(tmp_path), lab(), now=NOW + dt.timedelta(hours=1), mailer=smtp(smtp_sink))
+    assert again.recovered_ids == (old.message_id,)
+    assert smtp_sink.copies() == ({("ana@example.org", old.message_id): 1, ("lab@example.org", old.message_id): 1}
+                                  if copies else {})
+    assert ledger(week)[0][0] == "recorded"
+
+
 def test_a_paper_retracted_after_it_was_sent_gets_a_notice_once(week: Engine, smtp_sink: Sink, tmp_path: Path) -> None:
     digest.deliver_group(week, settings(tmp_path), lab(), now=NOW, mailer=smtp(smtp_sink))
     with week.begin() as conn:
