@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from fake_eutils import FakeEutils
-from smtp_sink import Sink, free_port
+from smtp_sink import Sink, SinkController, free_port
 from sqlalchemy.engine import Engine
 
 from litwatch.store import engine as db
@@ -79,9 +78,9 @@ def fake_eutils() -> Iterator[FakeEutils]:
 
 @pytest.fixture
 def smtp_sink() -> Iterator[Sink]:
-    """A plain SMTP server on 127.0.0.1 that accepts everything unless told otherwise."""
+    """A plain SMTP server on 127.0.0.1 that accepts everything unless told otherwise (smtp_sink.py)."""
     sink = Sink(port=free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller = SinkController(sink)
     controller.start()
     try:
         yield sink

@@ -30,7 +30,7 @@ from litwatch.delivery.mail import (
     build_message,
     mailer_from_settings,
 )
-from litwatch.errors import MailError
+from litwatch.errors import MailError, MailUncertain, StoreError
 
 
 @pytest.fixture(scope="session")
@@ -133,24 +133,66 @@ def test_a_refused_connection_is_a_mail_error() -> None:
         SmtpMailer("127.0.0.1", port, tls="none", timeout=5).send(message())
 
 
-def test_one_refused_recipient_means_nobody_gets_it(smtp_sink: Sink) -> None:
+def test_a_refused_recipient_does_not_stop_the_others(smtp_sink: Sink) -> None:
     smtp_sink.refuse_rcpt["lab@example.org"] = "550 5.1.1 no such user"
-    with pytest.raises(MailError, match=r"lab@example\.org: 550 5\.1\.1 no such user.*|nothing was sent"):
-        SmtpMailer("127.0.0.1", smtp_sink.port, tls="none").send(message())
+    seen: list[list[str]] = []
+    handed = SmtpMailer("127.0.0.1", smtp_sink.port, tls="none").send(message(), before_data=lambda to: seen.append(list(to)))
+    assert handed.accepted == ("ana@example.org",)
+    assert handed.refused == {"lab@example.org": "550 5.1.1 no such user"}
+    assert seen == [["ana@example.org"]]  # told who gets the content before it went
+    assert [rcpts for _, rcpts, _ in smtp_sink.received] == [["ana@example.org"]]
+
+
+def test_only_the_recipients_asked_for_get_it_and_if_all_are_refused_nothing_is_sent(smtp_sink: Sink) -> None:
+    mailer = SmtpMailer("127.0.0.1", smtp_sink.port, tls="none")
+    assert mailer.send(message(), ["lab@example.org"]).accepted == ("lab@example.org",)
+    smtp_sink.refuse_rcpt["lab@example.org"] = "550 5.1.1 no such user"
+    handed = mailer.send(message(), ["lab@example.org"], before_data=lambda to: pytest.fail("no DATA for nobody"))
+    assert handed.accepted == () and handed.refused == {"lab@example.org": "550 5.1.1 no such user"}
+    assert [rcpts for _, rcpts, _ in smtp_sink.received] == [["lab@example.org"]]
+
+
+def test_when_the_ledger_cannot_note_the_recipients_the_content_is_not_sent(smtp_sink: Sink) -> None:
+    def database_down(_to: object) -> None:
+        raise StoreError("the database went away")
+
+    with pytest.raises(StoreError):
+        SmtpMailer("127.0.0.1", smtp_sink.port, tls="none").send(message(), before_data=database_down)
     assert smtp_sink.received == []
-    assert smtp_sink.rcpt_seen == ["ana@example.org", "lab@example.org"]
 
 
 @pytest.mark.parametrize("reply", ["451 4.3.0 mailbox busy, try later", "554 5.6.0 message refused"])
 def test_a_refused_message_is_a_mail_error(smtp_sink: Sink, reply: str) -> None:
     smtp_sink.data_reply = reply
-    with pytest.raises(MailError, match=reply.split()[0]):
+    with pytest.raises(MailError, match=reply.split()[0]) as failure:
         SmtpMailer("127.0.0.1", smtp_sink.port, tls="none").send(message())
+    assert not isinstance(failure.value, MailUncertain)  # a reply came: nobody has it, for sure
     assert smtp_sink.received == []
 
 
+@pytest.mark.parametrize("fault, expected", [("greeting", "421 4.3.2 too busy"), ("reset", "cannot connect|session failed")])
+def test_a_server_that_refuses_or_resets_the_connection_is_a_mail_error(smtp_sink: Sink, fault: str,
+                                                                        expected: str) -> None:
+    if fault == "greeting":
+        smtp_sink.greeting = "421 4.3.2 too busy"
+    else:
+        smtp_sink.reset = True
+    with pytest.raises(MailError, match=expected) as failure:
+        SmtpMailer("127.0.0.1", smtp_sink.port, tls="none", timeout=5).send(message())
+    assert not isinstance(failure.value, MailUncertain)
+    assert smtp_sink.received == []
+
+
+def test_a_connection_dropped_after_the_content_is_uncertain(smtp_sink: Sink) -> None:
+    smtp_sink.drop_after_data = True
+    with pytest.raises(MailUncertain, match="the connection broke after the message was sent, before the server "
+                                            "answered"):
+        SmtpMailer("127.0.0.1", smtp_sink.port, tls="none", timeout=5).send(message())
+    assert len(smtp_sink.received) == 1  # this server did keep it: the client cannot know
+
+
 def test_the_outbox_writes_the_message_and_its_html(tmp_path: Path) -> None:
-    OutboxMailer(tmp_path / "outbox").send(message())
+    assert OutboxMailer(tmp_path / "outbox").send(message()).accepted == ("ana@example.org", "lab@example.org")
     eml = tmp_path / "outbox" / "litwatch.headache-lab.20260302T070000Z.abcd1234.eml"
     parsed = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
     assert parsed["Subject"] == "[litwatch] headache-lab: 2 new papers"

@@ -10,6 +10,7 @@
     ├── PubtatorError             PubTator3 failed after every retry, or cannot be reached at its URL
     ├── EuropePmcError            Europe PMC failed after every retry, or cannot be reached at its URL
     ├── MailError                 a digest could not be handed to the SMTP server
+    │   └── MailUncertain         the content was sent but no answer came: it may have arrived
     └── LockHeldError             another process holds the lease on this work
 
 Messages say what is wrong, where, and what to do. Errors raised while handling an error from a
@@ -90,6 +91,12 @@ class EuropePmcError(LitwatchError):
 
 class MailError(LitwatchError):
     """A digest could not be delivered."""
+
+
+class MailUncertain(MailError):
+    """The connection broke (or timed out) after the message content was sent and before the
+    server answered: the server may have taken it. SMTP cannot be asked afterwards, so a digest
+    in this state is not sent again without a person deciding to."""
 
 
 class LockHeldError(LitwatchError):

@@ -16,13 +16,11 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from litwatch.clock import utc
 from litwatch.config import Settings
-from litwatch.delivery import ledger
-from litwatch.delivery.contents import digests
+from litwatch.delivery import ledger, recipients
 from litwatch.delivery.contents import (
     plan_digest as plan_digest,  # for `litwatch digest`'s status table
 )
@@ -34,11 +32,13 @@ from litwatch.delivery.render import compose
 from litwatch.errors import InputError
 from litwatch.files.atomic import write_atomically
 from litwatch.files.groups import Group, check_recipient
+from litwatch.scheduling import schedules
 
 
 @dataclass
 class DigestReceipt:
-    """What one call did for one group. ``status``: sent | nothing-new | failed."""
+    """What one call did for one group. ``status``: sent | nothing-new | failed | uncertain, or
+    retried when it only sent again what earlier runs left (the next digest waits for its schedule)."""
 
     group: str
     status: str
@@ -49,6 +49,8 @@ class DigestReceipt:
     error: str | None
     recovered: int = 0  # digests left by an earlier run and finished by this one
     recovered_ids: tuple[str, ...] = ()  # their Message-IDs
+    refused: tuple[str, ...] = ()  # "address: reply" for each address still lacking a digest others got
+    uncertain: tuple[str, ...] = ()  # "Message-ID: addresses" whose copy became uncertain in this call
 
 
 def _domain(settings: Settings) -> str:
@@ -83,30 +85,55 @@ def deliver_group(engine: Engine, settings: Settings, group: Group, *, now: dt.d
     mailer = mailer if mailer is not None else mailer_from_settings(settings)
     state = ledger.StateFolder(settings)
     with engine.connect() as conn:
-        pending = conn.execute(sa.select(digests).where(digests.c.group_name == group.name,
-                                                        digests.c.status.in_(ledger.PENDING))
-                               .order_by(digests.c.id)).all()
+        pending = recipients.open_digests(conn, group.name, ledger.PENDING)
     done: list[str] = []
+    uncertain: list[str] = []
+    handled: list[int] = []
+
+    def receipt(status: str, papers: int, overflow: int, notices: int, message_id: str | None,
+                error: str | None) -> DigestReceipt:
+        return DigestReceipt(group.name, status, papers, overflow, notices, message_id, error, len(done), tuple(done),
+                             recipients.refused_lines(engine, handled), tuple(uncertain))
+
     for row in pending:
-        error = ledger.finish(engine, settings, group, row, mailer, state, now)
-        if error is not None:
-            return DigestReceipt(group.name, "failed", row.paper_count, row.overflow_count,
-                                 ledger.count_notices(engine, row.id), row.message_id, error, len(done), tuple(done))
+        outcome = ledger.finish(engine, settings, group, row, mailer, state, now)
+        handled.append(row.id)
+        if outcome.uncertain:
+            uncertain.append(f"{row.message_id}: {', '.join(outcome.uncertain)}")
+        if outcome.error is not None:
+            return receipt("failed", row.paper_count, row.overflow_count, ledger.count_notices(engine, row.id),
+                           row.message_id, outcome.error)
         done.append(row.message_id)
+    if pending and not _schedule_fired(group, utc(pending[-1].created_at), now):
+        return receipt("retried", 0, 0, 0, None, None)
     token = f"litwatch.{group.name}.{now:%Y%m%dT%H%M%SZ}.{secrets.token_hex(4)}"
     message_id = f"<{token}@{_domain(settings)}>"
     with engine.connect() as conn:
         contents = plan_digest(conn, group, now=now, since=since)
         if contents.empty and not group.notify_empty:
             ledger.prepare(engine, group, contents, "(nothing new: not sent)", message_id, now, "empty")
-            return DigestReceipt(group.name, "nothing-new", 0, 0, 0, None, None, len(done), tuple(done))
+            return receipt("nothing-new", 0, 0, 0, None, None)
         view, message = compose(conn, settings, group, contents, message_id=message_id, created=now)
     digest_id = ledger.prepare(engine, group, contents, view.subject, message_id, now, "prepared")
     state.keep(message_id, message)
-    error = ledger.hand_over(engine, mailer, state, digest_id, message_id, message, 0, now)
-    return DigestReceipt(group.name, "failed" if error else "sent", len(contents.papers), len(contents.overflow),
-                         len(contents.notices), message_id, error, len(done), tuple(done))
+    outcome = ledger.hand_over(engine, mailer, state, digest_id, message_id, message, 0, now)
+    handled.append(digest_id)
+    if outcome.uncertain:
+        uncertain.append(f"{message_id}: {', '.join(outcome.uncertain)}")
+    status = "failed" if outcome.error else "uncertain" if outcome.uncertain else "sent"
+    return receipt(status, len(contents.papers), len(contents.overflow), len(contents.notices), message_id,
+                   outcome.error)
 
+
+def _schedule_fired(group: Group, after: dt.datetime, now: dt.datetime) -> bool:
+    """Whether the group's schedule fired after ``after``: a digest sent again goes out alone, and
+    the next one joins it only when its own time has come."""
+    try:
+        schedule = schedules.parse(group.schedule, group.timezone or "UTC", default=schedules.DEFAULT_DIGEST_SCHEDULE)
+    except ValueError:
+        return True
+    fire = schedules.next_fire(schedule, after)
+    return fire is not None and fire <= now
 
 
 def preview_group(engine: Engine, settings: Settings, group: Group, *, now: dt.datetime, out_dir: Path,

@@ -1,15 +1,21 @@
-"""The digest ledger: each digest handed over exactly once, and finished after a crash.
+"""The digest ledger: each digest handed over once to each recipient, and finished after a crash.
 
-The ``digests``/``digest_items`` tables and a state folder beside the outbox:
+The ``digests``/``digest_items`` tables, ``digest_recipients`` (recipients.py) and a state folder
+beside the outbox:
 
-1. prepare: the items and a Message-ID are frozen in one transaction (status ``prepared``) and
-   the rendered message is kept as ``<outbox>/.state/<token>.eml``;
-2. hand over: the SMTP server accepts the message (or the outbox file is written);
-3. accepted: a marker ``<token>.accepted`` is written at once, then the row says ``accepted``;
-4. record: the row says ``recorded``: its papers count as sent.
+1. prepare: the items, a Message-ID and each recipient (``pending``) are frozen in one
+   transaction (status ``prepared``) and the message is kept as ``<outbox>/.state/<token>.eml``;
+2. hand over: the recipients the server accepts at RCPT TO are marked ``sending``, then the
+   content goes (DATA); recipients it refuses do not stop the others;
+3. accepted: when the server says 250, a marker ``<token>.accepted`` is written at once, then each
+   recipient's row (``accepted``, or ``failed`` with the server's reply), then the digest's;
+4. record: the digest says ``recorded``: its papers count as sent. A digest nobody got says
+   ``failed``.
 
-A later call first finishes what an earlier one left: ``accepted`` (or a marker) is recorded
-without sending; ``prepared`` or ``failed`` is sent again with the same Message-ID and content.
+A later call first finishes what an earlier one left, and sends it to the addresses that still
+lack it, alone (same Message-ID, same content): a marker (or an ``accepted`` row) turns
+``sending`` into ``accepted``; without one, ``sending`` means the process died while the server
+was taking the message, and becomes ``uncertain``: never sent again unasked (recipients.py).
 A week with nothing to send leaves an ``empty`` row so the schedule and the window move on.
 """
 
@@ -20,6 +26,7 @@ import datetime as dt
 import email.policy
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -29,10 +36,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from litwatch.clock import utc
 from litwatch.config import Settings
+from litwatch.delivery import recipients
 from litwatch.delivery.contents import DigestContents, digests, items
 from litwatch.delivery.mail import Mailer, outbox_stem
 from litwatch.delivery.render import compose
-from litwatch.errors import MailError
+from litwatch.errors import MailError, MailUncertain
 from litwatch.files.atomic import write_atomically
 from litwatch.files.groups import Group
 
@@ -89,10 +97,27 @@ class StateFolder:
     def accepted(self, message_id: str) -> bool:
         return (self.folder / f"{self.token(message_id)}.accepted").is_file()
 
+    def clear_mark(self, message_id: str) -> None:
+        """Drop the marker once the ledger's rows say who got the message (before any retry)."""
+        with contextlib.suppress(OSError):
+            (self.folder / f"{self.token(message_id)}.accepted").unlink()
+
     def forget(self, message_id: str) -> None:
         for suffix in (".eml", ".accepted"):
             with contextlib.suppress(OSError):
                 (self.folder / f"{self.token(message_id)}{suffix}").unlink()
+
+
+STOPPED = "the process stopped while the server was taking the message"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What handing a digest over did: ``error`` when nobody has it (it is sent again whole), and
+    the addresses whose copy became uncertain."""
+
+    error: str | None = None
+    uncertain: tuple[str, ...] = ()
 
 
 def set_row(engine: Engine, digest_id: int, **values: object) -> None:
@@ -100,30 +125,67 @@ def set_row(engine: Engine, digest_id: int, **values: object) -> None:
         conn.execute(digests.update().where(digests.c.id == digest_id).values(**values))
 
 
+def settle(engine: Engine, state: StateFolder, digest_id: int, message_id: str, attempts: int, now: dt.datetime,
+           error: str | None) -> Outcome:
+    """The digest's row from its recipients: recorded once anyone has it (accepted, then recorded),
+    else failed; its kept message is forgotten once nobody is owed a copy."""
+    have = recipients.statuses(engine, digest_id)
+    if any(status in recipients.GOT_IT for status in have.values()):
+        set_row(engine, digest_id, status="accepted", accepted_at=sa.func.coalesce(digests.c.accepted_at, now),
+                attempts=attempts, error=error)
+        set_row(engine, digest_id, status="recorded")
+        outcome = Outcome()
+    else:
+        set_row(engine, digest_id, status="failed", attempts=attempts, error=error)
+        log.info("digest %s not delivered: %s", message_id, error)
+        outcome = Outcome(error or "no recipient accepted it")
+    if not any(status in (*recipients.TO_SEND, "sending") for status in have.values()):
+        state.forget(message_id)
+    return outcome
+
+
 def hand_over(engine: Engine, mailer: Mailer, state: StateFolder, digest_id: int, message_id: str,
-               message: EmailMessage, attempts: int, now: dt.datetime) -> str | None:
-    """Send, then mark accepted and recorded; on a refusal mark failed. Returns the error, if any."""
+              message: EmailMessage, attempts: int, now: dt.datetime) -> Outcome:
+    """Send to the addresses still owed a copy, marking them ``sending`` before the content goes,
+    then accepted, failed or uncertain; then settle the digest's row."""
+    owed = [a for a, status in recipients.statuses(engine, digest_id).items() if status in recipients.TO_SEND]
+
+    def before_data(accepted: Sequence[str]) -> None:
+        recipients.mark(engine, digest_id, accepted, "sending", where=recipients.TO_SEND)
+
     try:
-        mailer.send(message)
+        handed = mailer.send(message, owed, before_data)
+    except MailUncertain as exc:
+        newly = recipients.mark(engine, digest_id, None, "uncertain", error=str(exc), where=("sending",))
+        settle(engine, state, digest_id, message_id, attempts + 1, now, str(exc))
+        return Outcome(None, tuple(newly))
     except MailError as exc:
-        set_row(engine, digest_id, status="failed", attempts=attempts + 1, error=str(exc))
-        log.info("digest %s not delivered: %s", message_id, exc)
-        return str(exc)
+        recipients.mark(engine, digest_id, owed, "failed", error=str(exc), where=(*recipients.TO_SEND, "sending"))
+        return settle(engine, state, digest_id, message_id, attempts + 1, now, str(exc))
     state.mark_accepted(message_id)
-    set_row(engine, digest_id, status="accepted", accepted_at=now, attempts=attempts + 1, error=None)
-    set_row(engine, digest_id, status="recorded")
-    state.forget(message_id)
-    return None
+    recipients.mark(engine, digest_id, handed.accepted, "accepted", accepted_at=now, where=("sending",))
+    recipients.refuse(engine, digest_id, handed.refused, where=recipients.TO_SEND)
+    state.clear_mark(message_id)
+    refused = "; ".join(f"{a}: {why}" for a, why in handed.refused.items()) or None
+    return settle(engine, state, digest_id, message_id, attempts + 1, now, refused and f"refused {refused}")
 
 
 def finish(engine: Engine, settings: Settings, group: Group, row: sa.Row[Any], mailer: Mailer,
-            state: StateFolder, now: dt.datetime) -> str | None:
-    """Finish a digest an earlier run left behind; returns the error when sending again failed."""
+           state: StateFolder, now: dt.datetime) -> Outcome:
+    """Finish a digest an earlier run left, or send it to the addresses it still owes a copy."""
+    have = recipients.statuses(engine, row.id)
     if row.status == "accepted" or state.accepted(row.message_id):
-        set_row(engine, row.id, status="recorded", accepted_at=row.accepted_at or now, error=None)
-        state.forget(row.message_id)
+        if not have:  # accepted before the per-recipient ledger existed: everyone got it
+            set_row(engine, row.id, status="recorded", accepted_at=row.accepted_at or now, error=None)
+            state.forget(row.message_id)
+            return Outcome()
+        recipients.mark(engine, row.id, None, "accepted", accepted_at=now, where=("sending",))
+        state.clear_mark(row.message_id)
         log.info("digest %s was accepted before; recorded without sending again", row.message_id)
-        return None
+    newly = tuple(recipients.mark(engine, row.id, None, "uncertain", error=STOPPED, where=("sending",)))
+    recipients.follow_group(engine, row.id, group.recipients, add_new=row.status in ("prepared", "failed"))
+    if not any(status in recipients.TO_SEND for status in recipients.statuses(engine, row.id).values()):
+        return replace(settle(engine, state, row.id, row.message_id, row.attempts, now, row.error), uncertain=newly)
     message = state.load(row.message_id)
     if message is None:
         with engine.connect() as conn:
@@ -133,7 +195,8 @@ def finish(engine: Engine, settings: Settings, group: Group, row: sa.Row[Any], m
         del message["To"]
         message["To"] = ", ".join(group.recipients)
         set_row(engine, row.id, recipients="\n".join(group.recipients))
-    return hand_over(engine, mailer, state, row.id, row.message_id, message, row.attempts, now)
+    outcome = hand_over(engine, mailer, state, row.id, row.message_id, message, row.attempts, now)
+    return replace(outcome, uncertain=newly + outcome.uncertain)
 
 
 def prepare(engine: Engine, group: Group, contents: DigestContents, subject: str, message_id: str, now: dt.datetime,
@@ -145,6 +208,8 @@ def prepare(engine: Engine, group: Group, contents: DigestContents, subject: str
             recipients="\n".join(group.recipients), created_at=now, covers_from=contents.covers_from,
             covers_to=contents.covers_to, paper_count=len(contents.papers), overflow_count=len(contents.overflow),
             attempts=0).returning(digests.c.id)).scalar_one()
+        if status == "prepared":
+            recipients.add(conn, digest_id, group.recipients)
         rows = [(p, "paper") for p in contents.papers] + [(p, "overflow") for p in contents.overflow] + [
             (p, "retraction_notice") for p in contents.notices + contents.already_retracted]
         if rows:
@@ -161,9 +226,7 @@ def count_notices(engine: Engine, digest_id: int) -> int:
 
 
 def pending_digests(engine: Engine, group_names: Sequence[str]) -> dict[str, int]:
-    """How many digests wait to be sent again (or recorded), per group."""
+    """How many digests wait to be sent again (to everyone or to a refused address), per group."""
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(digests.c.group_name, sa.func.count()).where(
-            digests.c.group_name.in_(group_names), digests.c.status.in_(PENDING))
-            .group_by(digests.c.group_name)).all()
-    return {name: count for name, count in rows}
+        counts = {name: len(recipients.open_digests(conn, name, PENDING)) for name in group_names}
+    return {name: n for name, n in counts.items() if n}

@@ -1,9 +1,12 @@
 """Handing a digest to the outside world: an SMTP server, or files in an outbox folder.
 
-This is the only module that imports ``smtplib``. A :class:`Mailer` either hands the whole
-message over or raises :class:`~litwatch.errors.MailError`; there is no partial success. The SMTP
-mailer checks every recipient (RCPT TO) before it sends the content, so a refused recipient
-means nobody got the message and the digest can be retried without duplicates.
+This is the only module that imports ``smtplib``. A :class:`Mailer` hands a message to the
+envelope recipients it is given and says which of them the server took (:class:`Handed`); a
+recipient refused at RCPT TO does not stop the others. Before the content is sent (DATA) it calls
+``before_data`` with the accepted recipients, so the ledger can record who is about to get it: a
+refusal before or at DATA is :class:`~litwatch.errors.MailError` (nobody got it), while a
+connection that breaks after DATA began, before the server's answer, is
+:class:`~litwatch.errors.MailUncertain` (the server may have it; SMTP cannot be asked later).
 
 The SMTP password never reaches a message, a log line or an exception: server replies are
 scrubbed of it (and of its base64 forms) before they are quoted.
@@ -19,12 +22,14 @@ import re
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
 from litwatch.config import Settings
-from litwatch.errors import MailError
+from litwatch.errors import MailError, MailUncertain
 from litwatch.files.atomic import write_atomically
 
 log = logging.getLogger(__name__)
@@ -33,10 +38,28 @@ DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class Mailer(Protocol):
-    """Delivers one message whole, or raises MailError and delivers nothing."""
+BeforeData = Callable[[Sequence[str]], None]
 
-    def send(self, message: EmailMessage) -> None: ...
+
+@dataclass(frozen=True)
+class Handed:
+    """Which envelope recipients got the message, and the server's reply to each one refused."""
+
+    accepted: tuple[str, ...]
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+class Mailer(Protocol):
+    """Hands one message to ``recipients`` (default: its To, Cc and Bcc); MailError when nobody got it."""
+
+    def send(self, message: EmailMessage, recipients: Sequence[str] | None = None,
+             before_data: BeforeData | None = None) -> Handed: ...
+
+
+def envelope(message: EmailMessage) -> list[str]:
+    """The bare addresses of the message's To, Cc and Bcc headers."""
+    return [addr for _, addr in email.utils.getaddresses(
+        [str(v) for name in ("To", "Cc", "Bcc") for v in message.get_all(name, [])])]
 
 
 def build_message(*, subject: str, sender: str, recipients: tuple[str, ...], text: str, html: str,
@@ -88,8 +111,12 @@ class OutboxMailer:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage, recipients: Sequence[str] | None = None,
+             before_data: BeforeData | None = None) -> Handed:
         stem = file_stem(message)
+        to = tuple(recipients) if recipients is not None else tuple(envelope(message))
+        if before_data is not None:
+            before_data(to)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             write_atomically(self.folder / f"{stem}.html", html_part(message).encode("utf-8"))
@@ -98,6 +125,7 @@ class OutboxMailer:
             raise MailError(f"cannot write the digest to the outbox {self.folder}: {exc.strerror}; "
                             "fix: check the folder (LITWATCH_OUTBOX) exists and is writable") from exc
         log.info("digest %s written to %s", stem, self.folder)
+        return Handed(to)
 
 
 class SmtpMailer:
@@ -160,56 +188,78 @@ class SmtpMailer:
                                  "LITWATCH_SMTP_USER and LITWATCH_SMTP_PASSWORD") from None
         return smtp
 
-    def send(self, message: EmailMessage) -> None:
-        sender = email.utils.parseaddr(str(message["From"]))[1]
-        recipients = [addr for _, addr in email.utils.getaddresses(
-            [str(v) for name in ("To", "Cc", "Bcc") for v in message.get_all(name, [])])]
-        if not recipients:
-            raise MailError("the digest has no recipients")
-        del message["Bcc"]
-        data = message.as_bytes(policy=email.policy.SMTP)
+    def _open(self) -> smtplib.SMTP:
         try:
-            smtp = self._connect()
+            return self._connect()
         except MailError:
             raise
         except ssl.SSLError as exc:
             raise self._fail("TLS failed; fix: check LITWATCH_SMTP_TLS (starttls on 587, ssl on 465)",
                              exc) from exc
+        except smtplib.SMTPResponseException as exc:
+            raise self._fail(f"refused the session ({exc.smtp_code} {_text(exc.smtp_error)})") from exc
         except smtplib.SMTPException as exc:
             raise self._fail("the session failed", exc) from exc
         except (OSError, socket.timeout) as exc:
             raise self._fail("cannot connect", exc) from exc
+
+    def send(self, message: EmailMessage, recipients: Sequence[str] | None = None,
+             before_data: BeforeData | None = None) -> Handed:
+        sender = email.utils.parseaddr(str(message["From"]))[1]
+        to = list(recipients) if recipients is not None else envelope(message)
+        if not to:
+            raise MailError("the digest has no recipients")
+        del message["Bcc"]
+        data = message.as_bytes(policy=email.policy.SMTP)
+        smtp = self._open()
+        try:
+            handed = self._transaction(smtp, sender, to, data, before_data)
+        except BaseException:
+            smtp.close()
+            raise
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()  # a failed goodbye changes nothing: the outcome is known already
+        log.info("digest %s accepted by %s:%s for %d of %d recipient(s)", message["Message-ID"], self.host,
+                 self.port, len(handed.accepted), len(to))
+        return handed
+
+    def _transaction(self, smtp: smtplib.SMTP, sender: str, to: list[str], data: bytes,
+                     before_data: BeforeData | None) -> Handed:
+        """MAIL, RCPT for each address, then DATA for those accepted; see the module docstring."""
         try:
             code, reply = smtp.mail(sender)
             if code != 250:
                 raise self._fail(f"sender {sender} refused ({code} {_text(reply)})")
-            refused = {}
-            for rcpt in recipients:
+            accepted, refused = [], {}
+            for rcpt in to:
                 code, reply = smtp.rcpt(rcpt)
-                if code not in (250, 251):
-                    refused[rcpt] = f"{code} {_text(reply)}"
-            if refused:
+                if code in (250, 251):
+                    accepted.append(rcpt)
+                else:
+                    refused[rcpt] = self.scrub(f"{code} {_text(reply)}")
+            if not accepted:
                 smtp.rset()
-                listed = "; ".join(f"{r}: {why}" for r, why in refused.items())
-                raise self._fail(f"recipient(s) refused, nothing was sent ({listed})")
-            code, reply = smtp.data(data)
-            if code != 250:  # smtplib returns (not raises) the reply that follows the content
-                raise self._fail(f"refused the message ({code} {_text(reply)})")
+                return Handed((), refused)
         except MailError:
-            smtp.close()
             raise
         except smtplib.SMTPResponseException as exc:
-            smtp.close()
             raise self._fail(f"refused the message ({exc.smtp_code} {_text(exc.smtp_error)})") from exc
         except (smtplib.SMTPException, OSError) as exc:
-            smtp.close()
-            raise self._fail("the connection broke before the message was accepted", exc) from exc
+            raise self._fail("the connection broke before the message was sent", exc) from exc
+        if before_data is not None:
+            before_data(accepted)
         try:
-            smtp.quit()
-        except (smtplib.SMTPException, OSError):
-            smtp.close()  # the message was accepted already; a failed goodbye changes nothing
-        log.info("digest %s accepted by %s:%s for %d recipient(s)", message["Message-ID"], self.host,
-                 self.port, len(recipients))
+            code, reply = smtp.data(data)
+        except smtplib.SMTPResponseException as exc:  # DATA itself refused: no content went
+            raise self._fail(f"refused the message ({exc.smtp_code} {_text(exc.smtp_error)})") from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise MailUncertain(self.scrub(f"SMTP server {self.host}:{self.port}: the connection broke after the "
+                                           f"message was sent, before the server answered: {exc}")) from exc
+        if code != 250:  # smtplib returns (not raises) the reply that follows the content
+            raise self._fail(f"refused the message ({code} {_text(reply)})")
+        return Handed(tuple(accepted), refused)
 
 
 def mailer_from_settings(settings: Settings) -> Mailer:

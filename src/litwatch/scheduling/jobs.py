@@ -96,6 +96,12 @@ def describe_digest(receipt: Any) -> str:
             f"{_count(receipt.retraction_notices)} retraction notice(s)")
     if receipt.message_id:
         text += f", message {receipt.message_id}"
+    if getattr(receipt, "recovered_ids", ()):
+        text += f", sent again or finished: {', '.join(receipt.recovered_ids)}"
+    for line in getattr(receipt, "refused", ()):
+        text += f"; not delivered to {line}"
+    for line in getattr(receipt, "uncertain", ()):
+        text += f"; uncertain, not sent again by itself (`litwatch digest --send` says what to do): {line}"
     return text if not receipt.error else f"{text}; error: {receipt.error}"
 
 
@@ -236,7 +242,8 @@ class Worker:
                 since: dt.datetime | None = None) -> JobResult:
         receipt = self.deliver(self.engine, self.settings, group, now=now, since=since)
         status = str(receipt.status)
-        failed = bool(receipt.error) or status == "failed"
+        failed = bool(receipt.error or getattr(receipt, "refused", ()) or getattr(receipt, "uncertain", ())) \
+            or status == "failed"  # a refused address or an uncertain copy needs a person too
         message = describe_digest(receipt)
         if late:
             message += f" (did not wait longer for {late}, still running elsewhere: its papers come next time)"

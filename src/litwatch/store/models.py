@@ -236,7 +236,9 @@ class Digest(Base):
     """One digest for one group: its content is frozen when prepared, then handed to SMTP once.
 
     ``status``: prepared -> accepted (the SMTP server took it, or the outbox file was written)
-    -> recorded (its papers are in the ledger as sent); failed keeps the error for the next run.
+    -> recorded (its papers are in the ledger as sent); failed (nobody got it) keeps the error for
+    the next run. Who got it is in ``digest_recipients``: a recorded digest may still owe a copy to
+    an address that was refused.
     """
 
     __tablename__ = "digests"
@@ -267,6 +269,23 @@ class DigestItem(Base):
     item_kind: Mapped[str] = mapped_column(Text, primary_key=True)  # paper | retraction_notice | overflow
     group_name: Mapped[str] = mapped_column(Text, index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DigestRecipient(Base):
+    """The per-recipient ledger: whether each address got a digest, and the server's answer if not.
+
+    ``status``: pending -> sending (its RCPT was accepted and the content is being sent) ->
+    accepted | failed (refused, ``error`` has the reply; sent again on the next try) | uncertain
+    (the content was sent but no answer came: not sent again without being asked).
+    """
+
+    __tablename__ = "digest_recipients"
+
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id", ondelete="CASCADE"), primary_key=True)
+    address: Mapped[str] = mapped_column(Text, primary_key=True)
+    status: Mapped[str] = mapped_column(Text, index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Lease(Base):
