@@ -1,7 +1,7 @@
 """A kill at any moment loses nothing and duplicates nothing (issue 16).
 
 ``litwatch run``, ``litwatch ingest`` (the writer; its parser processes get no signal) and
-``litwatch digest --send --force`` run as processes against loopback fakes, are SIGKILLed at a
+``litwatch digest --send`` run as processes against loopback fakes, are SIGKILLed at a
 seeded random moment of their measured clean duration (``kill_harness.py``), then run again to the
 end. After the rerun the store equals a clean run's row for row, the SQLite file passes
 ``PRAGMA integrity_check`` (after the kill too), no receipt is left ``running``, and each
@@ -10,9 +10,10 @@ stored, and no digest is recorded as sent that the SMTP server never accepted.
 
 ``run`` reads the real recorded PubMed records through ``FakeEutils(evaluate=True)`` (each saved
 query finds what its term really matches); ``ingest`` loads one file of all of them, through the
-parser processes; ``digest --send`` starts from the clean run's store and sends to an SMTP sink
-that answers DATA a little late, as a busy server does, so kills land between "accepted" and
-"recorded". The 20-trial runs are ``slow``; ``test_two_quick_trials_*`` run in the default suite.
+parser processes; ``digest --send`` starts from the clean run's store (every group due: none was
+ever sent) and sends to an SMTP sink that answers DATA a little late, as a busy server does, so
+kills land between the server taking a message and the ledger saying so. Its rerun is the same
+plain ``digest --send``: a digest the kill left unfinished is still due, the groups sent are not. The 20-trial runs are ``slow``; ``test_two_quick_trials_*`` run in the default suite.
 """
 
 from __future__ import annotations
@@ -199,7 +200,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
             never = recorded - set(message_ids(sink))
             return [f"{len(never)} digest(s) recorded as sent that the SMTP server never accepted"] if never else []
 
-        digest = Scenario("digest --send", [*LITWATCH, "digest", "--send", "--force"], env, sent,
+        digest = Scenario("digest --send", [*LITWATCH, "digest", "--send"], env, sent,
                           killed_checks=ledger_behind_delivery, rerun_checks=digests_unsettled,
                           unit="digests",
                           before_run=sink.received.clear)
