@@ -7,7 +7,8 @@ Mention level is ``bench/tag_quality.py``'s score (a predicted span must equal a
 ALTGENE.eval span). Document level uses the gene set derived from the corpus: a document is one
 abstract (the sentences that ``test.idmap`` gives one ``P`` number), its gold genes the HGNC genes
 that its GENE.eval mentions name, looked up in the whole HGNC table (symbol, then approved name,
-then an alias or previous symbol; hyphens, spaces and case folded; a species word before or
+then an alias or previous symbol; hyphens and spaces folded, and case for names only, so
+``Tat`` of HIV is not TAT; a species word before or
 ``protein``, ``gene``, ``mRNA`` after the name left out: ``resolve``). A mention that names one
 gene puts it in the gold set; one that names none (a family, a non-human gene, a complex) or
 several cannot be scored, so a predicted gene all of whose matches fall on such mentions counts
@@ -40,8 +41,9 @@ from litwatch.tagging.hgnc import LOCUS_GROUPS, _columns, import_hgnc
 from litwatch.tagging.tagger import Tagger
 
 
-def _key(text: str) -> str:
-    return canon(text).replace(" ", "").lower()
+def _key(text: str, any_case: bool = False) -> str:
+    key = canon(text).replace(" ", "")
+    return key.lower() if any_case else key
 
 
 def hgnc_lookup(path: Path) -> dict[str, set[str]]:
@@ -57,7 +59,7 @@ def hgnc_lookup(path: Path) -> dict[str, set[str]]:
             symbol = get["symbol"]
             tiers[0][_key(symbol)].add(symbol)
             if get.get("name"):
-                tiers[1][_key(get["name"])].add(symbol)
+                tiers[1][_key(get["name"], any_case=True)].add(symbol)
             for other in split(get.get("alias_symbol", "")) + split(get.get("prev_symbol", "")):
                 tiers[2][_key(other)].add(symbol)
     lookup: dict[str, set[str]] = {}
@@ -65,6 +67,10 @@ def hgnc_lookup(path: Path) -> dict[str, set[str]]:
         for key, genes in tier.items():
             lookup.setdefault(key, genes)
     return lookup
+
+
+def _named(text: str, lookup: dict[str, set[str]]) -> set[str]:
+    return lookup.get(_key(text)) or lookup.get(_key(text, any_case=True)) or set()
 
 
 def documents(folder: Path, split: Split, name: str) -> dict[str, list[str]]:
@@ -91,7 +97,7 @@ def resolve(text: str, lookup: dict[str, set[str]]) -> set[str]:
     a word such as ``protein``, ``gene`` or ``mRNA`` after it."""
     for candidate in (text, *(text[len(p):] for p in _SPECIES if text.startswith(p)),
                       *(text[:-len(s)] for s in _SUFFIXES if text.endswith(s))):
-        genes = lookup.get(_key(candidate))
+        genes = _named(candidate, lookup)
         if genes:
             return genes
     return set()

@@ -96,6 +96,14 @@ def test_an_ambiguous_form_needs_its_gene_named_in_the_paper(tagger: Tagger, tex
     assert genes(tagger, text) == expected
 
 
+def test_an_imported_acronym_alias_needs_its_gene_named(tagger: Tagger) -> None:
+    # BC2GM test BC2GM032470094: LSD is an HGNC alias of DNASE1L3; here it is the drug
+    text = ("It is concluded that the predominant action of LSD on the female copulatory response is not "
+            "mediated by increased dopamine receptor activity.")
+    assert genes(tagger, text) == []
+    assert genes(tagger, text + " DNASE1L3 was not measured.") == [("DNASE1L3", "LSD"), ("DNASE1L3", "DNASE1L3")]
+
+
 def test_evidence_and_definitions_span_title_and_abstract(tagger: Tagger) -> None:
     from litwatch.records import AbstractSection, PaperRecord
 
@@ -108,6 +116,8 @@ def test_evidence_and_definitions_span_title_and_abstract(tagger: Tagger) -> Non
 
 @pytest.mark.parametrize(("text", "start", "end", "reason"), [
     ("BiP670 retains basal and Ca2+ ionophore A23187-inducible activities.", 25, 28, "ion"),  # BC2GM P01480470A0323
+    # BC2GM test BC2GM088377969: NO3 is an HGNC alias; NO3- is nitrate
+    ("Ke was 50% greater than for NO3- enriched medium.", 28, 31, "ion"),
     ("a 3'-polyadenylation site 504bp downstream of the TGA stop codon", 50, 53, "codon or genotype"),  # P09795170A0774
     ("carriers of the C/C genotype", 16, 19, "codon or genotype"),
     ("the TT genotype was rare", 4, 6, "codon or genotype"),

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import re
 
-_ELEMENTS = frozenset("H Li Na K Rb Cs Be Mg Ca Sr Ba Al Ga Cr Mn Fe Co Ni Cu Ag Au Zn Cd Hg Pb Sn Pt Cl Br I "
+_ELEMENTS = frozenset("H C N O F P S B Li Na K Rb Cs Be Mg Ca Sr Ba Al Ga Cr Mn Fe Co Ni Cu Ag Au Zn Cd Hg Pb Sn Pt Cl Br I "
                       "Se Tl Gd La".split())
-_ION = re.compile(r"([A-Z][a-z]?)\s?\(?\d*")
-_CHARGE = re.compile(r"\(?\d*[+\u2212\u207a]|\u00b2\u207a")
+_ATOM = re.compile(r"([A-Z][a-z]?)\d*")
+_CHARGE = re.compile(r"\(?\d*[+\u2212\u207a]|\u00b2\u207a|-(?=[\s,;.)]|$)")
 _NUCLEOTIDES = re.compile(r"[ACGTU]+(?:[/>\u2192-][ACGTU]+)*")
 _GENOTYPE_WORD = re.compile(r"[\s-]*(?:genotypes?|alleles?|homozyg|heterozyg|carriers?|variants?|polymorphism)",
                             re.IGNORECASE)
@@ -32,8 +32,7 @@ def not_a_gene(text: str, start: int, end: int) -> str | None:
     """Why the match ``text[start:end]`` cannot be a gene (``ion``, ``codon or genotype``,
     ``chromosome band``, ``number``), or None when its shape allows one."""
     written = text[start:end]
-    ion = _ION.fullmatch(written)
-    if ion and ion.group(1) in _ELEMENTS and _CHARGE.match(text, end):
+    if _CHARGE.match(text, end) and _formula(written):
         return "ion"
     if _NUCLEOTIDES.fullmatch(written):
         beside = (start > 0 and text[start - 1] in _ALLELE_MARKS) or (end < len(text) and text[end] in _ALLELE_MARKS)
@@ -45,6 +44,17 @@ def not_a_gene(text: str, start: int, end: int) -> str | None:
     if _NUMBER.fullmatch(written):
         return "number"
     return None
+
+
+def _formula(written: str) -> bool:
+    """A chemical formula of known elements (Ca, Ca2, Ca(2, NO3, NH4)."""
+    atoms = written.replace("(", "").replace(" ", "")
+    pos = 0
+    for m in _ATOM.finditer(atoms):
+        if m.start() != pos or m.group(1) not in _ELEMENTS:
+            return False
+        pos = m.end()
+    return pos == len(atoms) > 0
 
 
 def inside_longer_name(text: str, end: int) -> bool:

@@ -25,7 +25,8 @@ turns this off, for the benchmarks): where one written form belongs to a curated
 like an ion, a codon or genotype, a chromosome band or a number is dropped, and so is one that
 is the first word of a longer name (``VEGF receptor``) or an abbreviation the paper defines as
 something that is not a gene product (``familial hypercholesterolaemia (FH)``); a form of several
-genes (``p38``) tags only those of them the paper names elsewhere by symbol or name, else none.
+genes (``p38``), or an imported alias written as a short acronym (``LSD``, an alias of
+DNASE1L3), tags only the genes the paper names elsewhere by symbol or name, else none.
 """
 
 from __future__ import annotations
@@ -205,10 +206,9 @@ class Tagger:
         evidence = {out[t][idx[0]][0].tag for (t, _s, _e), idx in spans.items()
                     if len(idx) == 1 and scanned[t][idx[0]][2] % _IMPORTED in _STRONG}
         for (t, _s, _e), idx in spans.items():
-            if len(idx) > 1:
-                named = [i for i in idx if out[t][i][0].tag in evidence]
+            if len(idx) > 1 or _acronym_alias(out[t][idx[0]][0].text, scanned[t][idx[0]][2]):
                 for i in idx:
-                    if i not in named:
+                    if out[t][i][0].tag not in evidence:
                         out[t][i] = (out[t][i][0], "ambiguous: the paper names none of its genes")
         if explain:
             return out
@@ -257,6 +257,12 @@ class Tagger:
                     found.extend((start, end, t, k, r) for t, k, r in triples)
         kept = _resolve(found, text, explain)
         return sorted(kept + dropped, key=lambda mk: (mk[0].start, -mk[0].end)) if explain else kept
+
+
+def _acronym_alias(written: str, rank: int) -> bool:
+    """An imported alias or previous symbol written as a short acronym (LSD, TEM, SAH): in text it
+    is far more often the field's own abbreviation, so it needs the gene named as well."""
+    return rank == _IMPORTED + _OTHER and len(written) <= 3 and written.isalpha() and written.isupper()
 
 
 def _resolve(found: list[_Cand], text: str, explain: bool) -> list[tuple[Match, str, int]]:
