@@ -96,12 +96,13 @@ def _best_long_form(short: str, long: str) -> str | None:
     """Schwartz-Hearst: the shortest tail of ``long`` whose letters spell ``short`` in order,
     the first letter of ``short`` starting a word."""
     s, i = len(short) - 1, len(long) - 1
+    low, short = long.lower(), short.lower()
     while s >= 0:
-        c = short[s].lower()
+        c = short[s]
         if not c.isalnum():
             s -= 1
             continue
-        while i >= 0 and (long[i].lower() != c or (s == 0 and i > 0 and long[i - 1].isalnum())):
+        while i >= 0 and (low[i] != c or (s == 0 and i > 0 and long[i - 1].isalnum())):
             i -= 1
         if i < 0:
             return None

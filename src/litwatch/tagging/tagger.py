@@ -192,7 +192,8 @@ class Tagger:
         if not self.rules:
             return [[(m, status) for m, status, _rank in found] for found in scanned]
         defined: dict[str, str] = {}
-        if any(m.kind == "gene" and status == "tagged" for found in scanned for m, status, _ in found):
+        written = {m.text for found in scanned for m, status, _ in found if m.kind == "gene" and status == "tagged"}
+        if any(f"({w}" in text for w in written for text in texts[:2]):  # only then can one be defined
             for text in texts[:2]:
                 defined.update(context.definitions(text))
         out: list[list[tuple[Match, str]]] = []
