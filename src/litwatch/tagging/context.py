@@ -14,6 +14,7 @@ abbreviation defined as a disease, a method or a scale is not tagged as the gene
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 _ELEMENTS = frozenset("H C N O F P S B Li Na K Rb Cs Be Mg Ca Sr Ba Al Ga Cr Mn Fe Co Ni Cu Ag Au Zn Cd Hg Pb Sn Pt Cl Br I "
                       "Se Tl Gd La".split())
@@ -68,14 +69,15 @@ _PAREN = re.compile(r"\(([^()]{1,12})\)")
 _CLAUSE_END = re.compile(r"[.;:!?()\[\]]")
 
 
-def definitions(text: str) -> dict[str, str]:
-    """The abbreviations ``text`` defines as ``long form (SF)``, each with its long form."""
+def definitions(text: str, only: Collection[str] | None = None) -> dict[str, str]:
+    """The abbreviations ``text`` defines as ``long form (SF)``, each with its long form (only
+    those in ``only`` when given: the tagger asks about the forms it matched)."""
     found: dict[str, str] = {}
     if "(" not in text:
         return found
     for m in _PAREN.finditer(text):
         short = re.split(r"[;,]", m.group(1), maxsplit=1)[0].strip()
-        if not _short_form(short) or short in found:
+        if (only is not None and short not in only) or short in found or not _short_form(short):
             continue
         before = text[:m.start()]
         cut = max((c.end() for c in _CLAUSE_END.finditer(before, max(0, len(before) - 200))), default=0)

@@ -195,7 +195,7 @@ class Tagger:
         written = {m.text for found in scanned for m, status, _ in found if m.kind == "gene" and status == "tagged"}
         if any(f"({w}" in text for w in written for text in texts[:2]):  # only then can one be defined
             for text in texts[:2]:
-                defined.update(context.definitions(text))
+                defined.update(context.definitions(text, written))
         out: list[list[tuple[Match, str]]] = []
         spans: dict[tuple[int, int, int], list[int]] = {}
         for t, (text, found) in enumerate(zip(texts, scanned, strict=True)):
