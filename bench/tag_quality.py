@@ -255,13 +255,19 @@ def main() -> None:
         print(f"{name:<36} {s['precision']:>9.3f} {s['recall']:>7.3f} {s['f1']:>6.3f} "
               f"{s['predicted']:>9,.0f} {s['correct']:>8,.0f}")
     if args.errors:
-        wrong: Counter[str] = Counter()
-        for sid, sentence in test.sentences.items():
-            ok = test.genes.get(sid, set()) | test.alternatives.get(sid, set())
-            for m in full.match(sentence):
-                if m.kind == "gene" and nonspace_span(sentence, m.start, m.end) not in ok:
-                    wrong[m.text] += 1
+        wrong = wrong_matches(test, full.match)
         print("\ncommonest wrong matches (full):", ", ".join(f"{t} ({n})" for t, n in wrong.most_common(args.errors)))
+
+
+def wrong_matches(split: Split, predict: Callable[[str], list[Match]]) -> Counter[str]:
+    """How often each written form was tagged as a gene where no gold mention has that span."""
+    wrong: Counter[str] = Counter()
+    for sid, sentence in split.sentences.items():
+        ok = split.genes.get(sid, set()) | split.alternatives.get(sid, set())
+        for m in predict(sentence):
+            if m.kind == "gene" and nonspace_span(sentence, m.start, m.end) not in ok:
+                wrong[m.text] += 1
+    return wrong
 
 
 if __name__ == "__main__":

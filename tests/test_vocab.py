@@ -9,7 +9,7 @@ import pytest
 
 from litwatch.errors import QueryFileError
 from litwatch.files.vocab import check_vocabulary, load_vocabulary
-from litwatch.tagging.hgnc import ambiguous_alias, import_hgnc
+from litwatch.tagging.hgnc import LOCUS_GROUPS, ambiguous_alias, import_hgnc
 from litwatch.tagging.tagger import Tagger
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,3 +167,57 @@ def test_import_rejects_a_file_that_is_not_hgnc(tmp_path: Path) -> None:
 ])
 def test_ambiguous_alias_shapes(alias: str, ambiguous: bool) -> None:
     assert ambiguous_alias(alias) is ambiguous
+
+
+COMPLETE_EXCERPT = Path(__file__).parent / "fixtures" / "vocab" / "hgnc_complete_set_excerpt.txt"
+CUSTOM_EXCERPT = Path(__file__).parent / "fixtures" / "vocab" / "hgnc_custom_download_excerpt.tsv"
+
+
+def test_import_reads_the_real_complete_set_columns(tmp_path: Path) -> None:
+    folder = tmp_path / "vocab"
+    assert import_hgnc(COMPLETE_EXCERPT, folder / "hgnc.tsv") == 3  # A1BG, A1CF, AARS1
+    vocab = load_vocabulary(folder)
+    assert vocab.tags() == ["A1BG", "A1CF", "AARS1"]  # no antisense RNA, no pseudogene AACSP1
+    assert vocab.ncbi_gene == {"A1BG": "1", "A1CF": "29974", "AARS1": "16"}
+    terms = {(t.tag, t.phrase, t.role) for t in vocab.terms}
+    assert ("AARS1", "AARS", "previous") in terms and ("AARS1", "alanyl-tRNA synthetase 1", "name") in terms
+    assert ("AARS1", "alanine tRNA ligase 1, cytoplasmic", "name") in terms
+    assert not any(t.curated for t in vocab.terms)
+
+
+def test_locus_groups_are_imported_when_asked(tmp_path: Path) -> None:
+    dest = tmp_path / "vocab" / "hgnc.tsv"
+    assert import_hgnc(COMPLETE_EXCERPT, dest, locus_groups=frozenset({"non-coding RNA"})) == 2
+    assert load_vocabulary(dest.parent).tags() == ["A1BG-AS1", "AASDH-DT"]
+    assert import_hgnc(COMPLETE_EXCERPT, dest, locus_groups=frozenset(LOCUS_GROUPS)) == 6
+
+
+def test_import_reads_a_custom_download_and_leaves_pseudogenes_out(tmp_path: Path) -> None:
+    folder = tmp_path / "vocab"
+    import_hgnc(CUSTOM_EXCERPT, folder / "hgnc.tsv")
+    vocab = load_vocabulary(folder)
+    p16 = {t.tag for t in vocab.terms if t.phrase == "p16"}
+    assert p16 == {"CDKN2A"}  # not the histone pseudogene H3P10
+    assert "A1BG-AS1" not in vocab.tags() and vocab.ncbi_gene["TNF"] == "7124"
+    assert {t.phrase for t in vocab.terms if t.tag == "MAPK1"} >= {"ERK", "ERK2", "PRKM1", "mitogen-activated protein kinase 1"}
+
+
+def test_an_unknown_locus_group_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    dest = tmp_path / "vocab" / "hgnc.tsv"
+    with pytest.raises(QueryFileError, match="unknown locus group protein coding"):
+        import_hgnc(COMPLETE_EXCERPT, dest, locus_groups=frozenset({"protein coding"}))
+    assert not dest.exists()
+
+
+def test_cli_import_takes_locus_groups(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from litwatch.cli.app import main
+
+    out = tmp_path / "hgnc.tsv"
+    result = CliRunner().invoke(main, ["vocab", "import-hgnc", str(COMPLETE_EXCERPT), "-o", str(out), "--all"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"wrote 6 genes to {out}")
+    result = CliRunner().invoke(main, ["vocab", "import-hgnc", str(COMPLETE_EXCERPT), "-o", str(out),
+                                       "--locus-group", "pseudogene"])
+    assert result.output.startswith(f"wrote 1 genes to {out}")

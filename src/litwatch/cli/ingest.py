@@ -136,11 +136,17 @@ def vocab_group() -> None:
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Genes file to write (default: QUERIES_DIR/vocab/hgnc.tsv).")
+@click.option("--locus-group", "locus_groups", multiple=True,
+              type=click.Choice(["protein-coding gene", "non-coding RNA", "pseudogene", "other"]),
+              help="HGNC locus group to import (repeat for several; default: protein-coding gene).")
+@click.option("--all", "all_groups", is_flag=True, help="Import every locus group, pseudogenes included.")
 @pass_ctx
-def vocab_import_hgnc(ctx: _Context, source: Path, output: Path | None) -> None:
-    """Import HGNC's hgnc_complete_set.txt (downloaded from genenames.org) as a genes file."""
+def vocab_import_hgnc(ctx: _Context, source: Path, output: Path | None, locus_groups: tuple[str, ...],
+                      all_groups: bool) -> None:
+    """Import HGNC's hgnc_complete_set.txt (or a custom download) from genenames.org as a genes file."""
     dest = output or ctx.settings.vocab_dir / "hgnc.tsv"
     from litwatch.tagging import hgnc
 
-    written = hgnc.import_hgnc(source, dest)
+    groups = frozenset(hgnc.LOCUS_GROUPS if all_groups else locus_groups or hgnc.DEFAULT_LOCUS_GROUPS)
+    written = hgnc.import_hgnc(source, dest, locus_groups=groups)
     click.echo(f"wrote {written} genes to {dest}; run `litwatch tag --all` to re-tag the store")

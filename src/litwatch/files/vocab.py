@@ -4,9 +4,12 @@ The folder (``queries/vocab/`` by default) holds three kinds of file, read in na
 
 ``*.tsv``
     Genes, one a line, under a header naming the columns: ``symbol`` (required), ``name``,
-    ``aliases``, ``previous`` and ``names``; several values in one column are separated by ``|``.
-    Symbols, aliases and previous symbols match case-sensitively; the name and the other
-    ``names`` match whatever their case. ``tagging.hgnc.import_hgnc`` writes the HGNC table in this format.
+    ``aliases``, ``previous``, ``names`` and ``ncbi_gene`` (the NCBI Gene ID); several values in
+    one column are separated by ``|``. Symbols, aliases and previous symbols match
+    case-sensitively; the name and the other ``names`` match whatever their case.
+    ``tagging.hgnc.import_hgnc`` writes the HGNC table in this format, under a first line
+    starting ``# Imported from``: such a file is *imported*, any other is *curated*, and where a
+    written form belongs to genes of both, the curated genes win (see ``Term.curated``).
 ``*.toml``
     Pathways, processes and conditions as named keyword sets::
 
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +41,8 @@ from litwatch.errors import QueryFileError
 from litwatch.files import toml_lines
 
 KINDS = ("gene", "pathway", "condition")
-GENE_COLUMNS = ("symbol", "name", "aliases", "previous", "names")
+GENE_COLUMNS = ("symbol", "name", "aliases", "previous", "names", "ncbi_gene")
+IMPORTED_MARK = "# Imported from"  # the first line of a genes file written by the HGNC import
 TOML_KEYS = ("keywords", "symbols", "description")
 
 # Which of a tag's terms wins when one written form belongs to several tags of one kind:
@@ -56,6 +60,7 @@ class Term:
     source_line: int
     source_file: Path
     role: str = "alias"  # symbol | previous | alias | name | keyword
+    curated: bool = True  # False for a gene of an imported file: a curated gene's form beats it
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class Vocabulary:
     stoplist: frozenset[str]  # as written: see the module docstring for what case means
     version: str  # short sha256 of the files' names and bytes
     files: tuple[Path, ...] = field(default=())
+    ncbi_gene: Mapping[str, str] = field(default_factory=dict)  # gene symbol -> NCBI Gene ID
 
     def tags(self, kind: str | None = None) -> list[str]:
         """The distinct tags, in definition order, optionally of one kind."""
@@ -94,6 +100,7 @@ def _read_folder(folder: Path) -> tuple[Vocabulary, list[QueryFileError]]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and _is_vocab_file(p))
     terms: list[Term] = []
     stop: set[str] = set()
+    ncbi_gene: dict[str, str] = {}
     kinds_seen: dict[str, tuple[str, Path, int]] = {}  # tag -> kind, file, line: one kind per tag
     for path in files:
         try:
@@ -103,7 +110,7 @@ def _read_folder(folder: Path) -> tuple[Vocabulary, list[QueryFileError]]:
                                            f"{exc.start}); save the file as UTF-8"))
             continue
         if path.suffix == ".tsv":
-            new = list(_read_genes(path, text, problems))
+            new = list(_read_genes(path, text, problems, ncbi_gene))
         elif path.suffix == ".toml":
             new = list(_read_toml(path, text, problems))
         else:
@@ -119,7 +126,7 @@ def _read_folder(folder: Path) -> tuple[Vocabulary, list[QueryFileError]]:
                     f"{term.tag!r} is a {term.kind} here but a {first[0]} at {first[1]}:{first[2]}; "
                     "give one of them another name"))
         terms.extend(new)
-    return Vocabulary(tuple(terms), frozenset(stop), _digest(files), tuple(files)), problems
+    return Vocabulary(tuple(terms), frozenset(stop), _digest(files), tuple(files), ncbi_gene), problems
 
 
 def _is_vocab_file(path: Path) -> bool:
@@ -137,8 +144,10 @@ def split_cell(value: str) -> list[str]:
     return [v.strip() for v in value.split("|") if v.strip()]
 
 
-def _read_genes(path: Path, text: str, problems: list[QueryFileError]) -> Iterator[Term]:
+def _read_genes(path: Path, text: str, problems: list[QueryFileError],
+                ncbi_gene: dict[str, str]) -> Iterator[Term]:
     header: list[str] | None = None
+    curated = not text.startswith(IMPORTED_MARK)
     seen: dict[str, int] = {}
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.rstrip("\r")
@@ -175,7 +184,10 @@ def _read_genes(path: Path, text: str, problems: list[QueryFileError]) -> Iterat
         seen[symbol] = lineno
 
         def term(phrase: str, role: str, case_sensitive: bool) -> Term:
-            return Term(symbol, "gene", phrase, case_sensitive, lineno, path, role)
+            return Term(symbol, "gene", phrase, case_sensitive, lineno, path, role, curated)
+
+        if row.get("ncbi_gene") and (curated or symbol not in ncbi_gene):
+            ncbi_gene[symbol] = row["ncbi_gene"]
 
         yield term(symbol, "symbol", True)
         if row.get("name"):
