@@ -36,6 +36,7 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     overlap_days: int = 3  # a run re-searches this many days before its watermark
     fetch_batch: int = 200  # PMIDs per efetch POST
+    max_record_mb: int = 32  # a PubMed XML record longer than this is refused, not parsed (memory)
     request_timeout: float = 30.0
     max_retries: int = 5
     pubtator_url: str = PUBTATOR3_URL  # PubTator3 gene and disease annotations (sources/pubtator.py)
@@ -115,6 +116,8 @@ def load_settings(
             "database_busy_timeout (LITWATCH_DATABASE_BUSY_TIMEOUT) must be 0 or more seconds, "
             f"got {values['database_busy_timeout']:g}"
         )
+    if values.get("max_record_mb", 1) < 1:
+        raise ConfigError(f"max_record_mb (LITWATCH_MAX_RECORD_MB) must be 1 or more, got {values['max_record_mb']}")
     if values.get("pubtator", "on") not in ("on", "off"):
         raise ConfigError(f"LITWATCH_PUBTATOR must be on or off, got {values['pubtator']!r}")
     return Settings(**values)
