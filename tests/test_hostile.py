@@ -8,6 +8,9 @@ fixtures in tests/fixtures/pubmed. Every command runs as a process of its own, a
 
 from __future__ import annotations
 
+import datetime as dt
+import email
+import email.policy
 import gzip
 import os
 import re
@@ -20,7 +23,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from fake_dtd_host import FakeDtdHost
+from fake_eutils import FakeEutils, Fault
+from smtp_sink import Sink, free_port
 
 PUBMED = Path(__file__).parent / "fixtures" / "pubmed"
 ONE = PUBMED / "metapub" / "34843274.xml"  # one record, PMID 34843274, its title on line 4
@@ -274,3 +281,80 @@ def test_ctrl_c_says_what_was_stored_and_running_again_finishes(tmp_path: Path, 
     counts = dict(zip(header.split()[1:], map(int, row.split()[1:])))
     assert (counts["read"], counts["new"], counts["unchanged"]) == (total, total - len(kept), len(kept))
     assert len(pmids(store)) == total
+
+
+def _folder(tmp_path: Path) -> Path:
+    queries = tmp_path / "queries"
+    queries.mkdir(exist_ok=True)
+    (queries / "migraine-immunology.toml").write_text('term = "migraine[tiab]"\ngroups = ["headache-lab"]\n')
+    (queries / "groups.toml").write_text('[groups.headache-lab]\nrecipients = ["lab@example.org"]\n')
+    return queries
+
+
+def test_a_script_title_from_pubmed_is_text_in_the_previewed_digest(tmp_path: Path, store: Path) -> None:
+    hostile = ONE.read_text(encoding="utf-8").replace(
+        "<ArticleTitle>", "<ArticleTitle>&lt;script&gt;alert(1)&lt;/script&gt;&#13;&#10;Bcc: victim@example.net ", 1)
+    (tmp_path / "hostile.xml").write_text(hostile, encoding="utf-8")
+    _folder(tmp_path)
+    assert subprocess.run([str(LITWATCH), "ingest", "--no-tag", str(tmp_path / "hostile.xml")], env=env(tmp_path),
+                          capture_output=True).returncode == 0
+    with sqlite3.connect(store) as conn:
+        conn.execute("INSERT INTO query_hits (query_name, paper_pmid, first_found_at, last_found_at) "
+                     "VALUES ('migraine-immunology', 34843274, '2026-03-01 06:00:00', '2026-03-01 06:00:00')")
+    done = subprocess.run([str(LITWATCH), "digest", "--preview", str(tmp_path / "pv"), "--since", "2026-02-01"],
+                          env=env(tmp_path), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    html = (tmp_path / "pv" / "headache-lab.html").read_text(encoding="utf-8")
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; Bcc: victim@example.net" in html
+    eml = (tmp_path / "pv" / "headache-lab.eml").read_bytes()
+    message = email.message_from_bytes(eml, policy=email.policy.default)
+    assert message.get_all("Bcc") is None and b"\nBcc:" not in eml
+    html_part = message.get_body(("html",))
+    assert html_part is not None and "<script>" not in str(html_part.get_content())
+
+
+API_KEY, SMTP_PASSWORD = "MARKER-API-KEY-7f3a", "MARKER-SMTP-PASSWORD-91c2"
+
+
+def _echoing_authenticator(server: object, session: object, envelope: object, mechanism: str,
+                           auth_data: object) -> AuthResult:
+    """A careless SMTP server: it refuses every login and quotes the password it was given."""
+    given = auth_data.password.decode() if isinstance(auth_data, LoginPassword) else ""
+    return AuthResult(success=False, handled=False, message=f"535 5.7.8 bad credentials {given}")
+
+
+def test_secrets_never_reach_output_receipts_or_the_outbox(tmp_path: Path, store: Path, fake_eutils: FakeEutils) -> None:
+    """The API key and the SMTP password, set as markers, against servers that quote them back."""
+    fake_eutils.add_records_from_file(ONE, crdt=dt.date.today() - dt.timedelta(days=1))
+    _folder(tmp_path)
+    sink = Sink(port=free_port())
+    smtp = Controller(sink, hostname="127.0.0.1", port=sink.port, authenticator=_echoing_authenticator,
+                      auth_require_tls=False)
+    smtp.start()
+    settings = env(tmp_path) | {
+        "NCBI_API_KEY": API_KEY, "LITWATCH_EMAIL": "librarian@example.org", "LITWATCH_EUTILS_URL": fake_eutils.url,
+        "LITWATCH_PUBTATOR": "off", "LITWATCH_MAX_RETRIES": "1", "LITWATCH_OUTBOX": str(tmp_path / "outbox"),
+        "LITWATCH_SMTP_HOST": "127.0.0.1", "LITWATCH_SMTP_PORT": str(sink.port), "LITWATCH_SMTP_TLS": "none",
+        "LITWATCH_SMTP_USER": "digest", "LITWATCH_SMTP_PASSWORD": SMTP_PASSWORD,
+    }
+    said = []
+    try:
+        quoting = Fault(status=500, body=f"<h1>500</h1>?api_key={API_KEY}".encode())  # a proxy quoting the URL
+        for command, fault in [(["run-due"], quoting), (["run"], None), (["digest", "--send", "--force"], None),
+                               (["run"], quoting)]:
+            if fault is None:
+                fake_eutils.clear_faults()
+            else:
+                fake_eutils.inject(fault)
+            done = subprocess.run([str(LITWATCH), *command], env=settings, capture_output=True, text=True, timeout=120)
+            said.append((command, done.returncode, done.stdout + done.stderr))
+    finally:
+        smtp.stop()
+    assert [code for _, code, _ in said] == [1, 0, 1, 1], said
+    assert "500" in said[0][2] and "bad credentials" in said[2][2] and "500" in said[3][2]
+    with sqlite3.connect(store) as conn:
+        dump = "\n".join(conn.iterdump())
+    outbox = "".join(p.read_text(errors="replace") for p in (tmp_path / "outbox").rglob("*") if p.is_file())
+    for secret in (API_KEY, SMTP_PASSWORD):
+        assert not [command for command, _, text in said if secret in text]
+        assert secret not in dump and secret not in outbox
