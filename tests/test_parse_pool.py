@@ -7,6 +7,7 @@ import gzip
 import multiprocessing
 import re
 import threading
+import zlib
 from pathlib import Path
 
 import pytest
@@ -131,10 +132,12 @@ def test_damaged_gzip_data_is_a_fault_after_the_records_before_it(tmp_path: Path
     damaged.write_bytes(data[: int(len(data) * kept)])
     expected, fault = sequential(damaged)
     assert fault is not None and "damaged gzip data" in fault.message and expected
+    readable = zlib.decompressobj(wbits=31).decompress(damaged.read_bytes())  # all there is before the damage
+    assert fault.line == readable.count(b"\n") + 1
     for chunk_bytes in (1, 30_000):
         got, error, _ = chunked(damaged, chunk_bytes)
         assert got == expected
-        assert error is not None and (error.source, error.message) == (fault.source, fault.message)
+        assert error is not None and (error.source, error.line, error.message) == (fault.source, fault.line, fault.message)
 
 
 def test_progress_reaches_the_size_of_the_file(tmp_path: Path) -> None:

@@ -261,8 +261,9 @@ def parse_file(
                 reported = chunk.raw_end
             if isinstance(chunk.damage, ParseError):
                 raise place_fault(path, label, chunk, (chunk.damage.line, None, chunk.damage.message, 0))
-            if chunk.damage is not None:
-                raise gzip_fault(label, chunk.damage)
+            if chunk.damage is not None:  # placed where the chunk's data, all that could be read, ends
+                end = replace(chunk, start=chunk.start + chunk.length)
+                raise place_fault(path, label, end, (1, None, gzip_fault(label, chunk.damage).message, 0))
             if fault is not None:
                 raise place_fault(path, label, chunk, fault)
 

@@ -85,8 +85,10 @@ def _scan(stream: Readable, label: str, max_record_bytes: int) -> Iterator[Paper
     fault: etree.XMLSyntaxError | None = None
     prolog = _Prolog(label)
     open_record = _OpenRecord(label, max_record_bytes)
+    lines = 0  # newlines read so far: where damaged gzip data ends
     try:
         while block := stream.read(READ_BYTES):
+            lines += block.count(b"\n")
             prolog.check(block)
             try:
                 parser.feed(block)
@@ -106,7 +108,7 @@ def _scan(stream: Readable, label: str, max_record_bytes: int) -> Iterator[Paper
             else:
                 yield from _read(parser.read_events(), label, open_record)
     except GZIP_ERRORS as exc:
-        raise gzip_fault(label, exc) from exc
+        raise gzip_fault(label, exc, lines + 1) from exc
     if fault is not None:
         line, column = fault.position
         message = str(fault.msg).removesuffix(f", line {line}, column {column}")

@@ -160,6 +160,7 @@ class _Prefixed(io.RawIOBase):
 GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 
 
-def gzip_fault(label: str, exc: Exception) -> ParseError:
-    """The fault reported for a gzipped file whose compressed data is cut short or damaged."""
-    return ParseError(label, None, None, f"damaged gzip data: {exc}")
+def gzip_fault(label: str, exc: Exception, line: int | None = None) -> ParseError:
+    """The fault reported for a gzipped file whose compressed data is cut short or damaged; ``line``
+    is the line of the decompressed file where the readable data ends."""
+    return ParseError(label, line, None, f"damaged gzip data: {exc}")
