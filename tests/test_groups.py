@@ -106,6 +106,16 @@ def test_each_mistake_is_reported_at_its_line(tmp_path: Path, body: str, expecte
         assert groups == []
 
 
+@pytest.mark.parametrize("name", ["evil\\r\\nBcc: x@evil.example", "lab\\nSubject: pwned", "lab: <script>", "lab\\u0000"])
+def test_a_group_name_that_could_break_a_header_is_refused_at_its_line(tmp_path: Path, name: str) -> None:
+    """Group names reach the Subject, the X-Litwatch-Group header and file names: only safe ones pass."""
+    groups, problems = load(folder(tmp_path, GOOD + f'\n[groups."{name}"]\nrecipients = ["a@example.org"]\n'))
+    assert [g.name for g in groups] == ["headache-lab"]
+    assert [p for p in problems if ": error:" in p] == [
+        f"groups.toml:5: error: group name {name.encode().decode('unicode_escape')!r} is not a safe name; fix: use "
+        "lower-case letters, digits, '-' and '_', e.g. [groups.headache-lab]"]
+
+
 def test_a_tag_missing_from_the_vocabulary_is_a_warning(tmp_path: Path) -> None:
     path = folder(tmp_path, GOOD + 'tags = ["FOXP3", "IL-1 signaling"]\n')
     groups, problems = load(path, vocabulary=["FOXP3", "IL-1 signalling"])

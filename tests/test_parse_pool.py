@@ -7,6 +7,7 @@ import gzip
 import multiprocessing
 import re
 import threading
+import zlib
 from pathlib import Path
 
 import pytest
@@ -131,10 +132,12 @@ def test_damaged_gzip_data_is_a_fault_after_the_records_before_it(tmp_path: Path
     damaged.write_bytes(data[: int(len(data) * kept)])
     expected, fault = sequential(damaged)
     assert fault is not None and "damaged gzip data" in fault.message and expected
+    readable = zlib.decompressobj(wbits=31).decompress(damaged.read_bytes())  # all there is before the damage
+    assert fault.line == readable.count(b"\n") + 1
     for chunk_bytes in (1, 30_000):
         got, error, _ = chunked(damaged, chunk_bytes)
         assert got == expected
-        assert error is not None and (error.source, error.message) == (fault.source, fault.message)
+        assert error is not None and (error.source, error.line, error.message) == (fault.source, fault.line, fault.message)
 
 
 def test_progress_reaches_the_size_of_the_file(tmp_path: Path) -> None:
@@ -206,3 +209,29 @@ def test_a_fault_in_record_n_yields_records_1_to_n_minus_1(tmp_path: Path, gz: b
         got, chunk_error, _ = chunked(broken, chunk_bytes)
         assert got == records[:n]
         assert chunk_error is not None and (chunk_error.line, chunk_error.message) == (error.line, error.message)
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("where", [0.0, 0.5], ids=["first record", "middle record"])
+def test_a_record_over_the_size_limit_is_a_fault_where_a_sequential_parse_finds_it(
+    tmp_path: Path, gz: bool, where: float
+) -> None:
+    """The gzip path holds a chunk's bytes in the writer: it stops at the limit, not at the record's end."""
+    document = article_set(tmp_path).read_text(encoding="utf-8")
+    starts = [m.start() for m in RECORD_START.finditer(document)]
+    n = round(where * (len(starts) - 1))
+    at = document.index("<ArticleTitle>", starts[n]) + len("<ArticleTitle>")
+    data = (document[:at] + "lorem ipsum " * 50_000 + document[at:]).encode("utf-8")
+    big = tmp_path / ("big.xml.gz" if gz else "big.xml")
+    big.write_bytes(gzip.compress(data) if gz else data)
+    limit = 200_000
+    before: list[tuple[object, ...]] = []
+    with pytest.raises(ParseError) as caught:
+        for item in iter_records(big, max_record_bytes=limit):
+            before.append(_key(item))
+    error = caught.value
+    assert len(before) == n and error.line == document[: starts[n]].count("\n") + 1
+    assert re.match(r"<Pubmed(Book)?Article> PMID \d+ is over 0.190735 MB, the limit of one record", error.message)
+    got, chunk_error, _ = chunked(big, 30_000, max_record_bytes=limit)
+    assert got == before
+    assert chunk_error is not None and (chunk_error.line, chunk_error.message) == (error.line, error.message)

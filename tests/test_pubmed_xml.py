@@ -9,12 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from fake_dtd_host import FakeDtdHost
 
 from litwatch.errors import InputError, ParseError
 from litwatch.records import Deletion, PaperRecord
@@ -469,26 +468,8 @@ def test_record_without_pmid_names_its_line() -> None:
 @pytest.fixture
 def http_log() -> Iterator[tuple[str, list[str]]]:
     """A loopback HTTP server that records every path asked of it."""
-    asked: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-            asked.append(self.path)
-            body = b"<!ENTITY leak 'FETCHED-OVER-HTTP'>"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with ThreadingHTTPServer(("127.0.0.1", 0), Handler) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        yield f"http://127.0.0.1:{server.server_address[1]}", asked
-        server.shutdown()
-        thread.join()
+    with FakeDtdHost() as host:
+        yield host.url.rstrip("/"), host.requests
 
 
 def test_external_entities_and_dtds_are_never_fetched(tmp_path: Path, http_log: tuple[str, list[str]]) -> None:
@@ -515,7 +496,7 @@ def test_external_entities_and_dtds_are_never_fetched(tmp_path: Path, http_log: 
     except ParseError:  # refusing the document is as good as ignoring the entities
         found = []
     assert "TOP-SECRET-CONTENT" not in repr(found)
-    assert "FETCHED-OVER-HTTP" not in repr(found)
+    assert FakeDtdHost.MARKER not in repr(found)
     assert asked == []
     if found:
         assert isinstance(found[0], PaperRecord)

@@ -256,6 +256,18 @@ def test_broken_query_files_name_the_file_line_and_fix(
     assert (query is None) == (severity == "error")
 
 
+@pytest.mark.parametrize(("term", "message"), [
+    ("(" * 10_000 + "migraine[tiab]", "unbalanced parentheses: this '(' is never closed (and 9,999 more like it)"),
+    ("migraine[tiab]" + ")" * 10_000, "unbalanced parentheses: this ')' has no matching '(' (and 9,999 more like it)"),
+    ("(" * 10_000 + "migraine[tiab]" + ")" * 10_000, "parentheses nested more than 64 deep"),
+])
+def test_ten_thousand_parentheses_are_one_line_naming_the_file(tmp_path: Path, term: str, message: str) -> None:
+    path = write(tmp_path, "deep.toml", f'title = "Deep"\nterm = "{term}"\n')
+    problems = [str(p) for p in check_queries(tmp_path, today=TODAY) if p.severity == "error"]
+    assert len(problems) <= 2 and any(p.startswith(f"{path}:2: error: {message}") for p in problems), problems
+    assert load_query(path, today=TODAY)[0] is None
+
+
 def test_a_file_with_only_warnings_still_loads(tmp_path: Path) -> None:
     write(tmp_path, "mixed.toml", 'term = "migraine[tiab] AND aura[tiab] OR cgrp[tiab]"\nschedule = "0 6 * * 0"\n')
     queries, problems = load_queries(tmp_path, today=TODAY)

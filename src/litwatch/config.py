@@ -43,6 +43,7 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     overlap_days: int = 3  # a run re-searches this many days before its watermark
     fetch_batch: int = 200  # PMIDs per efetch POST
+    max_record_mb: int = 32  # a PubMed XML record longer than this is refused, not parsed (memory)
     request_timeout: float = 30.0
     max_retries: int = 5
     rate_file: Path = field(default_factory=default_rate_file)  # NCBI's rate budget, shared by this machine's processes
@@ -133,6 +134,8 @@ def load_settings(
         )
     if values.get("feed_entries", 1) < 1:
         raise ConfigError(f"feed_entries (LITWATCH_FEED_ENTRIES) must be 1 or more, got {values['feed_entries']}")
+    if values.get("max_record_mb", 1) < 1:
+        raise ConfigError(f"max_record_mb (LITWATCH_MAX_RECORD_MB) must be 1 or more, got {values['max_record_mb']}")
     if values.get("pubtator", "on") not in ("on", "off"):
         raise ConfigError(f"LITWATCH_PUBTATOR must be on or off, got {values['pubtator']!r}")
     return Settings(**values)

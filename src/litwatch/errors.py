@@ -11,7 +11,8 @@
     ├── EuropePmcError            Europe PMC failed after every retry, or cannot be reached at its URL
     ├── MailError                 a digest could not be handed to the SMTP server
     │   └── MailUncertain         the content was sent but no answer came: it may have arrived
-    └── LockHeldError             another process holds the lease on this work
+    ├── LockHeldError             another process holds the lease on this work
+    └── Interrupted               Ctrl-C stopped the work; the message says what was kept; exit 130
 
 Messages say what is wrong, where, and what to do. Errors raised while handling an error from a
 library underneath are chained (``raise X(...) from exc``) so the cause stays in the logs.
@@ -108,3 +109,9 @@ class LockHeldError(LitwatchError):
     def __init__(self, message: str, holder: str | None = None) -> None:
         super().__init__(message)
         self.holder = holder
+
+
+class Interrupted(LitwatchError):
+    """Ctrl-C (SIGINT) stopped the work; the message says what was kept and how to go on."""
+
+    exit_code = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C

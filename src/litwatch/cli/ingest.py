@@ -65,13 +65,14 @@ def ingest_command(ctx: _Context, paths: tuple[Path, ...], batch_size: int, no_t
     engine = ctx.engine()
     total = sum(p.stat().st_size for p in files)
     vocab_dir = None if no_tag else ctx.settings.vocab_dir
+    limit = ctx.settings.max_record_mb * 1_048_576
     if sys.stderr.isatty():
         with click.progressbar(length=total, label="ingesting", file=sys.stderr) as bar:
             summary = ingest.ingest_paths(
-                engine, files, progress=bar.update, batch_size=batch_size, vocab_dir=vocab_dir
+                engine, files, progress=bar.update, batch_size=batch_size, vocab_dir=vocab_dir, max_record_bytes=limit
             )
     else:
-        summary = ingest.ingest_paths(engine, files, batch_size=batch_size, vocab_dir=vocab_dir)
+        summary = ingest.ingest_paths(engine, files, batch_size=batch_size, vocab_dir=vocab_dir, max_record_bytes=limit)
     _print_ingest(summary)
     if summary.errors:
         sys.exit(2)

@@ -42,6 +42,7 @@ _OVID = re.compile(r"adj\d*|.+\$\d*|.*\.(ti|ab|tw|kw|mp|sh|pt|fs|kf)(,\w+)*\.|[A
                    re.IGNORECASE)
 _WORD_END = re.compile(r'[\s()"\[\]]')
 _CURLY = re.compile("[\u201c\u201d\u201e]")
+MAX_DEPTH = 64  # parentheses nested deeper than this are refused: real queries nest a few levels
 _FIX_WINDOW = ("litwatch adds its own entry-date window to every run, and a second one can hide new "
                "papers; fix: remove it (use start = YYYY-MM-DD for where the first run begins)")
 
@@ -137,6 +138,10 @@ def _word_problems(tok: _Token) -> list[tuple[int, str, str]]:
     return found
 
 
+def _and_more(places: list[int]) -> str:
+    return f" (and {len(places) - 1:,} more like it)" if len(places) > 1 else ""
+
+
 def lint_term(term: str) -> list[tuple[int, str, str]]:
     """Check a PubMed query; return ``(offset into term, "error" | "warning", message)`` by offset.
 
@@ -153,6 +158,7 @@ def lint_term(term: str) -> list[tuple[int, str, str]]:
                       "PubMed, which searches them as text; fix: replace them with straight quotes (\")"))
     tokens = _tokens(term, found)
     opens: list[int] = []
+    unmatched: list[int] = []  # ')' without a '(' before them
     levels: list[set[str]] = [set()]  # per open parenthesis: operator kinds seen, "warned" once told
     prev: _Token | None = None
     for tok in tokens:
@@ -191,6 +197,10 @@ def lint_term(term: str) -> list[tuple[int, str, str]]:
         elif tok.kind == "(":
             opens.append(tok.start)
             levels.append(set())
+            if len(opens) == MAX_DEPTH + 1:
+                found.append((tok.start, "error", f"parentheses nested more than {MAX_DEPTH} deep: no PubMed "
+                              "query needs this many, and the term was likely generated or pasted twice; "
+                              "fix: remove the extra '(' and ')' around the groups"))
         elif tok.kind == ")":
             if prev is not None and prev.kind == "(":
                 found.append((prev.start, "error", "empty parentheses '()'; fix: remove them or put terms inside"))
@@ -201,8 +211,7 @@ def lint_term(term: str) -> list[tuple[int, str, str]]:
                 opens.pop()
                 levels.pop()
             else:
-                found.append((tok.start, "error", "unbalanced parentheses: this ')' has no matching '('; "
-                              "fix: remove it or add the '(' where the group starts"))
+                unmatched.append(tok.start)
         elif tok.kind == "op":
             if expect_operand:
                 if prev is None and tok.text == "NOT":
@@ -226,7 +235,10 @@ def lint_term(term: str) -> list[tuple[int, str, str]]:
     if prev is not None and prev.kind in ("op", ":"):
         found.append((prev.start, "error", f"dangling {prev.text} at the end of the term: it has nothing "
                       f"on its right; fix: add the missing term or remove {prev.text}"))
-    for start in opens:
-        found.append((start, "error", "unbalanced parentheses: this '(' is never closed; "
+    if unmatched:  # one problem, however many: a term with 10,000 of them gets one line, not 10,000
+        found.append((unmatched[0], "error", "unbalanced parentheses: this ')' has no matching '('"
+                      f"{_and_more(unmatched)}; fix: remove it or add the '(' where the group starts"))
+    if opens:
+        found.append((opens[0], "error", f"unbalanced parentheses: this '(' is never closed{_and_more(opens)}; "
                       "fix: add the ')' where the group ends"))
     return sorted(found, key=lambda item: item[0])

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from litwatch.errors import InputError, ParseError
+from litwatch.errors import InputError, Interrupted, ParseError
 from litwatch.records import Deletion, PaperRecord
 from litwatch.sources import parse_pool
-from litwatch.sources.pubmed_xml import CountingReader, check_root, iter_records
+from litwatch.sources.pubmed_xml import MAX_RECORD_BYTES, CountingReader, check_root, iter_records
 from litwatch.store import papers as store
 from litwatch.store import rows
 from litwatch.store import tags as tag_store
@@ -34,6 +35,7 @@ class FileReport:
     path: Path
     result: store.SaveResult
     error: ParseError | None = None
+    last_pmid: int | None = None  # of the last paper stored, for saying where an interrupted load got to
 
 
 @dataclass
@@ -98,19 +100,47 @@ def ingest_stream(
     When the parser fails, the records it yielded before the fault were complete: they are saved,
     and the error is returned beside the result so the caller can report it.
     """
-    result = store.SaveResult()
-    batch: list[PaperRecord | Deletion] = []
-    error: ParseError | None = None
-    try:
-        for item in items:
-            batch.append(item)
-            if len(batch) >= batch_size:
-                result += save_items(engine, batch, tagger=tagger)
-                batch = []
-    except ParseError as exc:
-        error = exc
-    result += save_items(engine, batch, tagger=tagger)
-    return result, error
+    report = FileReport(Path(), store.SaveResult())
+    _Batches(engine, report, batch_size, tagger=tagger).save_all((item, None) for item in items)
+    return report.result, report.error
+
+
+class _Batches:
+    """Saves a file's items ``batch_size`` at a time, one transaction each, into ``report``: what is
+    stored is in it whenever the load stops (a fault, Ctrl-C), and so is the last PMID saved."""
+
+    def __init__(self, engine: Engine, report: FileReport, batch_size: int, *, tagger: Tagger | None = None,
+                 tagged: bool = False) -> None:
+        self._engine, self._report, self._batch_size = engine, report, batch_size
+        self._tagger, self._tagged = tagger, tagged
+        self._batch: list[PaperRecord | rows.Prepared | Deletion] = []
+        self._tags: dict[int, list[Tag]] = {}
+
+    def save_all(self, items: Iterable[tuple[PaperRecord | rows.Prepared | Deletion, list[Tag] | None]],
+                 collect: Callable[[], None] | None = None) -> None:
+        """Save every item, and the batch in hand when the parser stops at a fault (kept in the report)."""
+        try:
+            for item, found in items:
+                self._batch.append(item)
+                if found is not None:
+                    self._tags[id(item)] = found
+                if len(self._batch) >= self._batch_size:
+                    self._save()
+                    if collect is not None:
+                        collect()
+        except ParseError as exc:
+            self._report.error = exc
+        self._save()
+
+    def _save(self) -> None:
+        batch = self._batch
+        self._report.result += save_items(
+            self._engine, batch, tagger=self._tagger, tags=self._tags if self._tagged else None
+        )
+        papers = [item.pmid for item in batch if not isinstance(item, Deletion)]
+        if papers:
+            self._report.last_pmid = papers[-1]
+        self._batch, self._tags = [], {}
 
 
 def ingest_file(
@@ -121,6 +151,7 @@ def ingest_file(
     batch_size: int = BATCH_SIZE,
     vocab_dir: Path | None = None,
     tagger: Tagger | None = None,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> FileReport:
     """Load one ``.xml`` or ``.xml.gz`` file; a malformed file is reported in the FileReport, not raised.
 
@@ -128,17 +159,29 @@ def ingest_file(
     in ``vocab_dir``) while this one writes to the database; a small one, or one that cannot be cut
     into chunks, is parsed here and tagged with ``tagger``.
     """
+    report = FileReport(path, store.SaveResult())
+    _load(engine, report, progress, batch_size, vocab_dir, tagger, max_record_bytes)
+    return report
+
+
+def _load(
+    engine: Engine, report: FileReport, progress: Progress | None, batch_size: int, vocab_dir: Path | None,
+    tagger: Tagger | None, max_record_bytes: int,
+) -> None:
+    path = report.path
     shape = _parallel_layout(path)
     if shape is not None:
-        return _ingest_parallel(engine, path, shape, progress, batch_size, vocab_dir)
-    reader = CountingReader(path, progress)
-    try:
-        result, error = ingest_stream(
-            engine, iter_records(reader, name=str(path)), batch_size=batch_size, tagger=tagger
-        )
-    finally:
-        reader.close()
-    return FileReport(path, result, error)
+        with parse_pool.batch_collection() as collect:
+            ahead = max(parse_pool.AHEAD_RECORDS, batch_size)  # workers parse on while a batch is written
+            # closed here, not when the traceback of a Ctrl-C lets go of it: the workers stop at once
+            with closing(parse_pool.parse_file(path, shape, vocab_dir=vocab_dir, progress=progress, ahead=ahead,
+                                               max_record_bytes=max_record_bytes)) as chunks:
+                items = (item for chunk in chunks for item in chunk)
+                _Batches(engine, report, batch_size, tagged=vocab_dir is not None).save_all(items, collect)
+        return
+    with CountingReader(path, progress) as reader:
+        records = iter_records(reader, name=str(path), max_record_bytes=max_record_bytes)
+        _Batches(engine, report, batch_size, tagger=tagger).save_all((record, None) for record in records)
 
 
 def _parallel_layout(path: Path) -> parse_pool.Layout | None:
@@ -146,37 +189,6 @@ def _parallel_layout(path: Path) -> parse_pool.Layout | None:
     if path.stat().st_size < PIPELINE_MIN_BYTES:
         return None
     return parse_pool.file_layout(path)
-
-
-def _ingest_parallel(
-    engine: Engine, path: Path, shape: parse_pool.Layout, progress: Progress | None, batch_size: int,
-    vocab_dir: Path | None,
-) -> FileReport:
-    result = store.SaveResult()
-    error: ParseError | None = None
-    batch: list[rows.Prepared | Deletion] = []
-    tags: dict[int, list[Tag]] = {}
-
-    def save() -> None:
-        nonlocal result
-        result += save_items(engine, batch, tags=tags if vocab_dir else None)
-        batch.clear()
-        tags.clear()
-
-    with parse_pool.batch_collection() as collect:
-        try:
-            ahead = max(parse_pool.AHEAD_RECORDS, batch_size)  # workers parse on while a batch is written
-            for items in parse_pool.parse_file(path, shape, vocab_dir=vocab_dir, progress=progress, ahead=ahead):
-                for item, found in items:
-                    batch.append(item)
-                    tags[id(item)] = found
-                if len(batch) >= batch_size:
-                    save()
-                    collect()
-        except ParseError as exc:
-            error = exc
-        save()
-    return FileReport(path, result, error)
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -207,10 +219,13 @@ def ingest_paths(
     progress: Progress | None = None,
     batch_size: int = BATCH_SIZE,
     vocab_dir: Path | None = None,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> IngestSummary:
     """Load files one after another; tag with the vocabulary in ``vocab_dir`` when it exists.
 
     A file whose root element is not a PubMed set is an InputError raised before anything is loaded.
+    Ctrl-C (KeyboardInterrupt) becomes ``Interrupted``, saying what was stored: every batch written
+    before it (the one in flight is rolled back whole).
     """
     summary = IngestSummary()
     if vocab_dir is not None and not vocab_dir.is_dir():
@@ -222,7 +237,24 @@ def ingest_paths(
         if path.is_file():
             check_root(path)
     for path in paths:
-        summary.files.append(
-            ingest_file(engine, path, progress=progress, batch_size=batch_size, vocab_dir=vocab_dir, tagger=tagger)
-        )
+        report = FileReport(path, store.SaveResult())
+        summary.files.append(report)
+        try:
+            _load(engine, report, progress, batch_size, vocab_dir, tagger, max_record_bytes)
+        except KeyboardInterrupt:
+            raise Interrupted(_interrupted(summary)) from None
     return summary
+
+
+def _interrupted(summary: IngestSummary) -> str:
+    """What an interrupted load kept, and that running it again finishes it (saving is idempotent:
+    a stored record read again is counted unchanged, not stored twice)."""
+    *done, current = summary.files
+    if current.result.read:
+        kept = f"{current.result.read:,} records from {current.path} stored (the last one PMID {current.last_pmid})"
+    else:
+        kept = f"no record from {current.path} stored yet"
+    if done:
+        kept += f", all of the {len(done)} file{'s' if len(done) > 1 else ''} before it stored"
+    return (f"interrupted: {kept}; run the same command again to load the rest: "
+            "records already stored are counted unchanged, not stored twice")

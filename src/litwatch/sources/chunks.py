@@ -22,9 +22,11 @@ from litwatch.errors import ParseError
 from litwatch.sources.pubmed_xml import (
     GZIP_ERRORS,
     HEAD_BYTES,
+    MAX_RECORD_BYTES,
     READ_BYTES,
     CountingReader,
     open_stream,
+    too_large,
 )
 
 _PROBE_BYTES = 65_536  # read at a time when looking for the next record start
@@ -37,6 +39,7 @@ _MARKERS = {
     b"MedlineCitationSet": (b"<MedlineCitation ", b"<MedlineCitation>"),
 }
 _LINE_IN_MESSAGE = re.compile(r"\bline (\d+)\b")
+_PMID = re.compile(rb"<PMID[^>]*>\s*(\d+)\s*</PMID>")
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,8 @@ class Chunk:
     data: bytes | None  # its bytes (gzipped files), or None: the worker reads them from the file
     raw_end: int  # bytes of the file on disk read once this chunk is done, for the progress bar
     last: bool
-    damage: Exception | None = None  # the gzip fault the stream ended with, after this chunk's bytes
+    damage: Exception | None = None  # the fault the stream ended with, after this chunk's bytes: damaged
+    # gzip data, or a ParseError (line 1 = the chunk's start) for a record over the size limit
 
 
 def plain_chunks(handle: BinaryIO, shape: Layout, chunk_bytes: int) -> Iterator[Chunk]:
@@ -125,15 +129,22 @@ def _find_marker(data: bytes | bytearray, position: int, markers: tuple[bytes, .
     return min(found) if found else -1
 
 
-def stream_chunks(stream: Any, raw: CountingReader, shape: Layout, chunk_bytes: int) -> Iterator[Chunk]:
+def stream_chunks(
+    stream: Any, raw: CountingReader, shape: Layout, chunk_bytes: int, max_record_bytes: int = MAX_RECORD_BYTES
+) -> Iterator[Chunk]:
     """Cut points of a decompressed stream (a gzipped file), each chunk's bytes read here.
 
     The same cuts as ``plain_chunks``: a chunk ends at the first record start ``chunk_bytes`` or
     more into it, and holds at least one record. A cut is made only at a start tag read whole, and
-    the buffer holds everything before it, so no earlier start tag can be missed.
+    the buffer holds everything before it, so no earlier start tag can be missed. The buffer never
+    holds much more than ``chunk_bytes`` + ``max_record_bytes``: a record that runs past the limit
+    ends the stream with its fault, after a chunk of the records before it.
     """
     buffer, start, index, at_end = bytearray(), 0, 0, False
     while True:
+        if len(buffer) > chunk_bytes + max_record_bytes + READ_BYTES:
+            yield from _oversized(buffer, start, index, raw, shape, max_record_bytes)
+            return
         lowest = max(chunk_bytes, 1)
         if index == 0:
             first = _find_marker(buffer, shape.body, shape.markers)
@@ -156,6 +167,28 @@ def stream_chunks(stream: Any, raw: CountingReader, shape: Layout, chunk_bytes: 
                 return
             at_end = not block
             buffer += block
+
+
+def _oversized(
+    buffer: bytearray, start: int, index: int, raw: CountingReader, shape: Layout, limit: int
+) -> Iterator[Chunk]:
+    """The chunks that end a stream whose buffer holds a record over ``limit`` bytes: the records
+    before it, then an empty chunk carrying the record's fault (placed at the record's start)."""
+    lowest = shape.body if index == 0 else 0
+    last = at = _find_marker(buffer, lowest, shape.markers)
+    while at >= 0:
+        last, at = at, _find_marker(buffer, at + 1, shape.markers)
+    if last < 0:  # no record starts at all: the fault is at the root start tag's end
+        last = lowest
+    elif last > lowest and _find_marker(buffer, lowest, shape.markers) < last:
+        with memoryview(buffer) as view:
+            data = bytes(view[:last])
+        yield Chunk(index, start, last, data, raw.tell(), False)
+    record = bytes(buffer[last : last + _PROBE_BYTES])
+    tag = next((m for m in shape.markers if record.startswith(m)), shape.root_start).strip(b"<> ").decode()
+    pmid = _PMID.search(record)
+    fault = too_large("", 1, tag, pmid.group(1).decode() if pmid else None, limit)
+    yield Chunk(max(index + 1, 1), start + last, 0, b"", raw.tell(), False, fault)
 
 
 def place_fault(path: Path, label: str, chunk: Chunk, fault: tuple[Any, ...]) -> ParseError:

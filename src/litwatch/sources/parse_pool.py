@@ -15,7 +15,9 @@ with; a gzipped file is decompressed here and the chunk's bytes are sent. A file
 cut (``layout`` returns None) is parsed by the caller in one piece.
 
 Workers run at a lower priority than the writer, and the cyclic garbage collector is held back
-while they work (``batch_collection``): both measured in bench/ingest_speed.py.
+while they work (``batch_collection``): both measured in bench/ingest_speed.py. A worker whose
+writer is gone (killed with SIGKILL, so it could not stop the pool) ends itself within
+``ORPHAN_POLL`` seconds (``_watch_parent``): it never outlives the writer holding ~85 MB.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ import os
 import queue
 import signal
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -46,7 +50,7 @@ from litwatch.sources.chunks import (
     plain_chunks,
     stream_chunks,
 )
-from litwatch.sources.pubmed_xml import gzip_fault, iter_records, open_stream
+from litwatch.sources.pubmed_xml import MAX_RECORD_BYTES, gzip_fault, iter_records, open_stream
 from litwatch.store import rows
 from litwatch.tagging.papers import load_tagger, tag_paper
 from litwatch.tagging.tagger import Tag, Tagger
@@ -64,6 +68,7 @@ AHEAD_RECORDS = 2_000  # records parsed before the writer takes them: it never w
 # Workers yield the CPU to the writer: it is the one step that cannot be shared out, so while it
 # has work it should never wait for a core (bench/ingest_speed.py).
 NICENESS = 10
+ORPHAN_POLL = 0.2  # seconds between a worker's looks at whether its writer is still alive
 
 Item = tuple[rows.Prepared | Deletion, list[Tag]]
 Progress = Callable[[int], None]
@@ -105,15 +110,37 @@ def batch_collection() -> Iterator[Callable[[], None]]:
 
 
 _tagger: Tagger | None = None
+_max_record_bytes = MAX_RECORD_BYTES
 
 
-def _start_worker(vocab_dir: str | None) -> None:
-    global _tagger
+def _start_worker(vocab_dir: str | None, writer: int, max_record_bytes: int) -> None:
+    global _tagger, _max_record_bytes
+    _watch_parent(writer)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the writer's to handle: it stops the pool
+    _max_record_bytes = max_record_bytes
     os.nice(NICENESS)
     _tagger = load_tagger(Path(vocab_dir)) if vocab_dir else None
     gc.freeze()  # a worker lives for one file: see batch_collection (_parse_chunk calls _collect)
     gc.disable()
+
+
+def _watch_parent(writer: int) -> None:
+    """End this worker as soon as the writer process ``writer`` is gone.
+
+    A thread that looks at the parent's pid, not prctl(PR_SET_PDEATHSIG): Linux sends that signal
+    when the *thread* that started the child ends, and the pool starts its workers from the
+    feeder thread, which ends before the last chunks are parsed. A dead parent makes this process
+    an orphan, adopted by another (its parent pid changes); that works on macOS too.
+    """
+
+    def watch() -> None:
+        while os.getppid() == writer:
+            time.sleep(ORPHAN_POLL)
+        os._exit(1)  # nothing to save or flush: the parsed records went with the writer
+
+    if os.getppid() != writer:
+        os._exit(1)
+    threading.Thread(target=watch, name="litwatch-writer-watch", daemon=True).start()
 
 
 def _parse_chunk(path: str, chunk: Chunk, shape: Layout, label: str) -> tuple[list[Item], tuple[Any, ...] | None]:
@@ -123,7 +150,7 @@ def _parse_chunk(path: str, chunk: Chunk, shape: Layout, label: str) -> tuple[li
     document = _Pieces(prefix, data, b"" if chunk.last else shape.root_end)
     items: list[Item] = []
     try:
-        for item in iter_records(cast(BinaryIO, document), name=label):
+        for item in iter_records(cast(BinaryIO, document), name=label, max_record_bytes=_max_record_bytes):
             if isinstance(item, PaperRecord):
                 items.append((rows.prepare(item), tag_paper(_tagger, item)))
             else:
@@ -191,8 +218,8 @@ def worker_count() -> int:
 def parse_file(
     path: Path, shape: Layout, *, vocab_dir: Path | None = None, progress: Progress | None = None,
     workers: int | None = None, chunk_bytes: int | None = None, label: str | None = None,
-    ahead: int = AHEAD_RECORDS,
-) -> Iterator[list[Item]]:
+    ahead: int = AHEAD_RECORDS, max_record_bytes: int = MAX_RECORD_BYTES,
+) -> Generator[list[Item], None, None]:
     """Yield the records of ``path`` (prepared, with their tags), chunk by chunk in file order.
 
     A fault ends the iteration with ParseError at its place in the file, after every record before it.
@@ -207,10 +234,10 @@ def parse_file(
         if stream is raw:
             chunks = plain_chunks(cast(BinaryIO, raw), shape, chunk_bytes or CHUNK_BYTES)
         else:
-            chunks = stream_chunks(stream, raw, shape, chunk_bytes or GZIP_CHUNK_BYTES)
+            chunks = stream_chunks(stream, raw, shape, chunk_bytes or GZIP_CHUNK_BYTES, max_record_bytes)
         pool = stack.enter_context(ProcessPoolExecutor(
             workers, mp_context=context, initializer=_start_worker,
-            initargs=(str(vocab_dir) if vocab_dir else None,),
+            initargs=(str(vocab_dir) if vocab_dir else None, os.getpid(), max_record_bytes),
         ))
         stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         feeder = _Feeder(pool, chunks, workers + 1, ahead, (str(path), shape, label))
@@ -232,8 +259,11 @@ def parse_file(
             if progress is not None and chunk.raw_end > reported:
                 progress(chunk.raw_end - reported)
                 reported = chunk.raw_end
-            if chunk.damage is not None:
-                raise gzip_fault(label, chunk.damage)
+            if isinstance(chunk.damage, ParseError):
+                raise place_fault(path, label, chunk, (chunk.damage.line, None, chunk.damage.message, 0))
+            if chunk.damage is not None:  # placed where the chunk's data, all that could be read, ends
+                end = replace(chunk, start=chunk.start + chunk.length)
+                raise place_fault(path, label, end, (1, None, gzip_fault(label, chunk.damage).message, 0))
             if fault is not None:
                 raise place_fault(path, label, chunk, fault)
 
@@ -267,7 +297,8 @@ class _Feeder(threading.Thread):
                     if self._stopped:
                         return
                     self._running += 1
-                future = self._pool.submit(_parse_chunk, self._args[0], chunk, *self._args[1:])
+                # the fault a chunk ends with is the caller's to raise; the worker parses the bytes
+                future = self._pool.submit(_parse_chunk, self._args[0], replace(chunk, damage=None), *self._args[1:])
                 future.add_done_callback(self._parsed)
                 self.handoff.put((chunk, future))
         except BaseException as exc:  # noqa: BLE001 - the caller raises it, in order

@@ -12,7 +12,13 @@ gzipped. One module per part of the job:
     text       an element's text, inline markup dropped, whitespace collapsed
 """
 
-from litwatch.sources.pubmed_xml.scan import READ_BYTES, iter_records, parse_bytes
+from litwatch.sources.pubmed_xml.scan import (
+    MAX_RECORD_BYTES,
+    READ_BYTES,
+    iter_records,
+    parse_bytes,
+    too_large,
+)
 from litwatch.sources.pubmed_xml.stream import (
     GZIP_ERRORS,
     HEAD_BYTES,
@@ -27,6 +33,7 @@ from litwatch.sources.pubmed_xml.stream import (
 __all__ = [
     "GZIP_ERRORS",
     "HEAD_BYTES",
+    "MAX_RECORD_BYTES",
     "READ_BYTES",
     "ROOT_TAGS",
     "CountingReader",
@@ -36,4 +43,5 @@ __all__ = [
     "open_stream",
     "parse_bytes",
     "root_element",
+    "too_large",
 ]

@@ -108,8 +108,35 @@ def open_source(
         readable = _Prefixed(head, stream)
     if head == _GZIP_MAGIC:
         # GzipFile only reads forward here, so a stream without seek() is fine.
-        readable = stack.enter_context(gzip.GzipFile(fileobj=cast(BinaryIO, readable), mode="rb"))
+        readable = _UpToDamage(stack.enter_context(gzip.GzipFile(fileobj=cast(BinaryIO, readable), mode="rb")))
     return readable, label
+
+
+class _UpToDamage:
+    """A gzip stream whose ``read`` gives the bytes decompressed before damage, and raises the fault
+    on the next call. ``GzipFile.read`` raises it at once, losing what it had decompressed in that
+    call: the records just before a cut would be lost with it."""
+
+    def __init__(self, file: gzip.GzipFile) -> None:
+        self._file = file
+        self._fault: Exception | None = None
+
+    def read(self, size: int, /) -> bytes:
+        if self._fault is not None:
+            raise self._fault
+        data = bytearray()
+        while len(data) < size:
+            try:
+                piece = self._file.read1(size - len(data))
+            except GZIP_ERRORS as exc:
+                if not data:
+                    raise
+                self._fault = exc
+                break
+            if not piece:
+                break
+            data += piece
+        return bytes(data)
 
 
 class _Prefixed(io.RawIOBase):
@@ -133,6 +160,7 @@ class _Prefixed(io.RawIOBase):
 GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 
 
-def gzip_fault(label: str, exc: Exception) -> ParseError:
-    """The fault reported for a gzipped file whose compressed data is cut short or damaged."""
-    return ParseError(label, None, None, f"damaged gzip data: {exc}")
+def gzip_fault(label: str, exc: Exception, line: int | None = None) -> ParseError:
+    """The fault reported for a gzipped file whose compressed data is cut short or damaged; ``line``
+    is the line of the decompressed file where the readable data ends."""
+    return ParseError(label, line, None, f"damaged gzip data: {exc}")
