@@ -17,6 +17,7 @@ from litwatch.errors import InputError
 from litwatch.files import queries
 from litwatch.pipeline import run as runner
 from litwatch.scheduling import jobs
+from litwatch.sources.europepmc import EuropePmcClient
 from litwatch.sources.eutils import EutilsClient
 from litwatch.store import engine as db
 from litwatch.store import tags as tag_store
@@ -45,6 +46,10 @@ def _print_receipts(receipts: Sequence[runner.Receipt]) -> None:
             shown = ", ".join(map(str, r.missing[:20])) + (" ..." if len(r.missing) > 20 else "")
             click.echo(f"{r.query}: {len(r.missing)} PMID(s) found by the search but not returned by efetch: "
                        f"{shown}", err=True)
+        if r.preprints is not None:
+            click.echo(r.preprints.line())
+            for warning in r.preprints.warnings:
+                click.echo(f"{r.query}: warning: Europe PMC: {warning}", err=True)
         if not r.ok:
             click.echo(f"litwatch: error: query {r.query} failed: {r.error}", err=True)
 
@@ -79,6 +84,9 @@ def run_command(
     engine = ctx.engine()
     client = EutilsClient.from_settings(settings)
     tagger = tag_store.load_tagger(settings.vocab_dir)
+    europepmc = None  # the preprints step runs after each query's PubMed part (pipeline/preprints.py)
+    if any(q.preprints for q in selected) and not dry_run and since is None:
+        europepmc = EuropePmcClient.from_settings(settings)
     progress = None
     if sys.stderr.isatty():
         def progress(name: str, done: int, total: int) -> None:
@@ -87,7 +95,7 @@ def run_command(
         jobs.run_query_job(  # under the query's lease: never twice at once with a scheduler
             engine, client, query, today=today, overlap_days=settings.overlap_days,
             batch_size=settings.fetch_batch, since=since.date() if since else None,
-            dry_run=dry_run, refetch=refetch, progress=progress, tagger=tagger,
+            dry_run=dry_run, refetch=refetch, progress=progress, tagger=tagger, europepmc=europepmc,
         )
         for query in selected
     ]
