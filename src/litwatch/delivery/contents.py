@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from litwatch.clock import utc
+from litwatch.delivery import versions
 from litwatch.files.groups import Group
 from litwatch.store import models
 
@@ -41,10 +42,11 @@ class DigestContents:
     carried: int
     already_retracted: tuple[int, ...] = ()
     new_by_query: dict[str, int] | None = None  # papers (shown or overflow) each query found
+    published: tuple[int, ...] = ()  # journal versions of preprints the group was sent (delivery/versions.py)
 
     @property
     def empty(self) -> bool:
-        return not self.papers and not self.notices
+        return not self.papers and not self.notices and not self.published
 
 
 def _retracted() -> sa.ColumnElement[bool]:
@@ -63,7 +65,7 @@ def plan_digest(conn: Connection, group: Group, *, now: dt.datetime, since: dt.d
         lookback = covers_from - OVERLAP
     else:
         covers_from = lookback = now - FIRST_LOOKBACK
-    sent = sa.exists().where(items.c.group_name == group.name, items.c.item_kind == "paper",
+    sent = sa.exists().where(items.c.group_name == group.name, items.c.item_kind.in_(("paper", versions.NOTICE)),
                              items.c.paper_pmid == hits.c.paper_pmid)
     carried_q = (sa.select(items.c.paper_pmid).join(digests, digests.c.id == items.c.digest_id)
                  .where(items.c.group_name == group.name, items.c.item_kind == "overflow",
@@ -76,7 +78,7 @@ def plan_digest(conn: Connection, group: Group, *, now: dt.datetime, since: dt.d
                   .join(papers, papers.c.pmid == hits.c.paper_pmid)
                   .where(hits.c.query_name.in_(group.queries),
                          sa.or_(hits.c.paper_pmid.in_(recent), hits.c.paper_pmid.in_(carried_q)),
-                         papers.c.deleted_at.is_(None), ~sent)
+                         papers.c.deleted_at.is_(None), ~sent, *versions.candidate_filters(group, hits.c.paper_pmid))
                   .group_by(hits.c.paper_pmid)
                   .having(sa.or_(arrival > lookback, hits.c.paper_pmid.in_(carried_q)), arrival <= now)
                   .order_by(sa.literal_column("held"), sa.literal_column("arrival"), hits.c.paper_pmid))
@@ -85,6 +87,8 @@ def plan_digest(conn: Connection, group: Group, *, now: dt.datetime, since: dt.d
             tags.c.paper_pmid == hits.c.paper_pmid,
             sa.func.lower(tags.c.tag).in_([t.lower() for t in group.tags])))
     rows = conn.execute(candidates).all() if group.queries else []
+    published = versions.now_published(conn, group, [r[0] for r in rows])
+    rows = [r for r in rows if r[0] not in published]
     chosen = tuple(r[0] for r in rows[: group.max_papers])
     overflow = tuple(r[0] for r in rows[group.max_papers:])
     new_by = {q: sum(r[2 + i] for r in rows) for i, q in enumerate(group.queries)}
@@ -98,5 +102,6 @@ def plan_digest(conn: Connection, group: Group, *, now: dt.datetime, since: dt.d
         papers.c.pmid.in_(was_sent), papers.c.pmid.not_in(noticed), _retracted()).order_by(papers.c.pmid)).scalars())
     gone = tuple(conn.execute(sa.select(papers.c.pmid).where(papers.c.pmid.in_(chosen), _retracted())).scalars()) \
         if chosen else ()
-    return DigestContents(covers_from, now, chosen, overflow, notices, sum(r[1] == 0 for r in rows), gone, new_by)
+    return DigestContents(covers_from, now, chosen, overflow, notices, sum(r[1] == 0 for r in rows), gone, new_by,
+                          published)
 

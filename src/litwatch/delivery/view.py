@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from litwatch.clock import utc
+from litwatch.delivery import versions
 from litwatch.delivery.contents import corrections, digests, hits, items, papers, tags
 from litwatch.files.groups import Group
 from litwatch.store import models
@@ -58,6 +59,7 @@ class Entry:
     doi_url: str | None
     sort_key: tuple[dt.date, int]
     tag_keys: frozenset[str] = frozenset()  # every tag, case-folded, for grouping by tag
+    badge: str | None = None  # "preprint (not peer reviewed)" for a preprint (delivery/versions.py)
 
     @property
     def comorbidity(self) -> bool:
@@ -102,6 +104,7 @@ class DigestView:
     carried: int
     max_papers: int
     comorbidity: int
+    published: tuple[versions.PublishedNotice, ...] = ()  # "now published in <journal>"
 
 
 def clean(text: str | None) -> str:
@@ -165,7 +168,7 @@ def _entries(conn: Connection, group: Group, pmids: Sequence[int]) -> dict[int, 
             excerpt=excerpt(p.abstract), chips=tuple(chips[:MAX_CHIPS]), more_chips=max(0, len(chips) - MAX_CHIPS),
             conditions=tuple(sorted(set(kinds.get("condition", [])))),
             marks=tuple(MARKS[r] for r in MARKS if r in refs), also_in=tuple(by),
-            pubmed_url=f"https://pubmed.ncbi.nlm.nih.gov/{p.pmid}/",
+            pubmed_url=versions.entry_url(p.pmid), badge=versions.BADGE if p.kind == "preprint" else None,
             doi_url=f"https://doi.org/{quote(p.doi, safe='/:;()[]._-')}" if p.doi else None,
             sort_key=(when, p.pmid), tag_keys=frozenset(t.casefold() for ts in kinds.values() for t in ts))
     return out
@@ -232,19 +235,23 @@ def _plural(n: int, word: str) -> str:
 
 
 def build_view(conn: Connection, group: Group, chosen: Sequence[int], overflow: Sequence[int],
-               notices: Sequence[int], window: Window, new_by: dict[str, int] | None = None) -> DigestView:
+               notices: Sequence[int], window: Window, new_by: dict[str, int] | None = None,
+               published: Sequence[int] = ()) -> DigestView:
     """Read what the digest shows and shape it for the templates."""
     entries = _entries(conn, group, chosen)
     listed = [entries[p] for p in chosen if p in entries]
     sections = _sections(group, listed)
     notice_rows = _notices(conn, group, notices)
+    published_rows = versions.published_notices(conn, published)
     comorbid = sum(e.comorbidity for e in listed)
     period = f"{_day(window.covers_from, group.zone)} \u2013 {_day(window.covers_to, group.zone)}"
     parts = [_plural(len(listed), "new paper")] if listed or not notice_rows else []
     if notice_rows:
         parts.append(_plural(len(notice_rows), "retraction notice"))
+    if published_rows:
+        parts.append(f"{len(published_rows)} now published")
     subject = (f"[litwatch] {group.name}: {', '.join(parts)} ({_day(window.covers_to, group.zone)})"
-               if listed or notice_rows else f"[litwatch] {group.name}: nothing new "
+               if listed or notice_rows or published_rows else f"[litwatch] {group.name}: nothing new "
                f"({_day(window.covers_to, group.zone)})")
     top = sorted({c for e in listed for c in e.chips}, key=lambda c: -sum(c in e.chips for e in listed))[:4]
     preheader = " \u00b7 ".join([", ".join(parts) or "nothing new"] + ([f"{comorbid} comorbidity"] if comorbid
@@ -252,5 +259,6 @@ def build_view(conn: Connection, group: Group, chosen: Sequence[int], overflow: 
     return DigestView(group=group.name, subject=clean(subject), preheader=clean(preheader), period=period,
                       sections=sections, coverage=_coverage(conn, group, window, list(chosen) + list(overflow), new_by),
                       notices=notice_rows, paper_count=len(listed), overflow=len(overflow),
-                      carried=window.carried, max_papers=group.max_papers, comorbidity=comorbid)
+                      carried=window.carried, max_papers=group.max_papers, comorbidity=comorbid,
+                      published=published_rows)
 
