@@ -72,6 +72,15 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_eutils: FakeEutils
         yield runner, europepmc
 
 
+def preprint_row(output: str) -> dict[str, str]:
+    """The run's preprints table (``--wide``), as column -> value for its one query."""
+    lines = output.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("preprints of"))
+    headers = lines[at].replace("preprints of", "query").split()
+    row = dict(zip(headers, lines[at + 1].split()))
+    return {k: row[k] for k in ("count", "found", "new", "known", "linked", "status")}
+
+
 def invoke(runner: CliRunner, *args: str) -> Result:
     return runner.invoke(main, list(args), catch_exceptions=False)
 
@@ -96,9 +105,10 @@ def test_a_preprint_and_its_journal_version_are_one_work(cli: tuple[CliRunner, F
                                                          strength: str, monkeypatch: pytest.MonkeyPatch) -> None:
     runner, europepmc = cli
     europepmc.results.append(preprint_result(**link))
-    result = invoke(runner, "run")
+    result = invoke(runner, "run", "--wide")
     assert result.exit_code == 0, result.output
-    assert "burns: preprints" in result.output and "found 1, new 1, known 0, 1 linked" in result.output
+    assert preprint_row(result.output) == {"count": "1", "found": "1", "new": "1", "known": "0", "linked": "1",
+                                           "status": "ok"}
     database = os.environ["LITWATCH_DATABASE_URL"]
     assert counted(database) == ([JOURNAL_PMID], 1, 1, 1)  # once, by its journal version
 

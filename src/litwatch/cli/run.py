@@ -27,6 +27,20 @@ from litwatch.store.leases import DEFAULT_TTL as _LEASE_TTL
 _receipts_table = tables.Layout(narrow=("query", "window", "new", "status"), clip=("query",))
 
 
+_preprints_table = tables.Layout(narrow=("preprints of", "window", "new", "status"), clip=("preprints of",))
+
+
+def _print_preprint_receipts(receipts: Sequence[runner.Receipt]) -> None:
+    """The Europe PMC step of each query that has one (pipeline/preprints.py), as a second table."""
+    done = [r.preprints for r in receipts if r.preprints is not None]
+    if done:
+        click.echo()
+        click.echo(_preprints_table(
+            ("preprints of", "window", "count", "found", "new", "known", "linked", "requests", "retries", "status"),
+            [(p.query, f"{p.window_from}..{p.window_to}", p.hit_count, p.found, p.new, p.known, p.linked,
+              p.requests, p.retries, "ok" if p.ok else "FAILED") for p in done]))
+
+
 def _print_receipts(receipts: Sequence[runner.Receipt]) -> None:
     headers = ("query", "window", "count", "seen", "fetched", "new", "known", "missing", "requests",
                "retries", "seconds", "status")
@@ -37,6 +51,7 @@ def _print_receipts(receipts: Sequence[runner.Receipt]) -> None:
         for r in receipts
     ]
     click.echo(_receipts_table(headers, rows))
+    _print_preprint_receipts(receipts)
     for r in receipts:
         for closed in r.interrupted:
             click.echo(f"{r.query}: {closed}; closed as interrupted", err=True)
@@ -47,7 +62,6 @@ def _print_receipts(receipts: Sequence[runner.Receipt]) -> None:
             click.echo(f"{r.query}: {len(r.missing)} PMID(s) found by the search but not returned by efetch: "
                        f"{shown}", err=True)
         if r.preprints is not None:
-            click.echo(r.preprints.line())
             for warning in r.preprints.warnings:
                 click.echo(f"{r.query}: warning: Europe PMC: {warning}", err=True)
         if not r.ok:

@@ -245,7 +245,7 @@ def build_view(conn: Connection, group: Group, chosen: Sequence[int], overflow: 
     published_rows = versions.published_notices(conn, published)
     comorbid = sum(e.comorbidity for e in listed)
     period = f"{_day(window.covers_from, group.zone)} \u2013 {_day(window.covers_to, group.zone)}"
-    parts = [_plural(len(listed), "new paper")] if listed or not notice_rows else []
+    parts = [_plural(len(listed), "new paper")] if listed or not (notice_rows or published_rows) else []
     if notice_rows:
         parts.append(_plural(len(notice_rows), "retraction notice"))
     if published_rows:

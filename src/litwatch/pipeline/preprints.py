@@ -72,10 +72,10 @@ class PreprintReceipt:
 
     def line(self) -> str:
         """One line for the run's report."""
-        head = f"{self.query}: preprints {self.window_from}..{self.window_to} (Europe PMC)"
+        head = f"{self.query}: preprints {self.window_from}..{self.window_to}"
         if not self.ok:
             return f"{head}: FAILED"
-        linked = f", {self.linked} linked to their journal version" if self.linked else ""
+        linked = f", {self.linked} linked" if self.linked else ""
         return f"{head}: found {self.found}, new {self.new}, known {self.known}{linked}"
 
 
