@@ -138,3 +138,14 @@ def test_a_failed_europe_pmc_search_fails_the_run_with_exit_1(cli: tuple[CliRunn
     result = invoke(runner, "run")
     assert result.exit_code == 1
     assert "query burns failed: Europe PMC: no Europe PMC search at http://127.0.0.1:9/" in result.output
+
+
+@pytest.mark.parametrize("changes", [{**WEAK, "pubYear": "2020"}, {**WEAK, "authorString": "Arnes K, Bruserud Ø."}],
+                         ids=["three-years-earlier", "another-first-author"])
+def test_a_weak_match_needs_the_first_author_within_two_years(cli: tuple[CliRunner, FakeEuropePmc],
+                                                              changes: dict[str, Any]) -> None:
+    runner, europepmc = cli
+    europepmc.results.append(preprint_result(**changes))
+    result = invoke(runner, "run", "--wide")
+    assert result.exit_code == 0 and preprint_row(result.output)["linked"] == "0"
+    assert counted(os.environ["LITWATCH_DATABASE_URL"])[1:] == (2, 2, 2)  # two works

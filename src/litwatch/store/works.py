@@ -11,7 +11,8 @@ adds (source id, server, version, its journal version as Europe PMC names it) an
 ``strong`` when Europe PMC links them or the published DOI is stored, ``weak`` when a non-preprint
 paper has the same normalised title and first author within two years. While a link stands, the
 preprint is a hidden version (:func:`hidden_versions`): search, export and stats count the work
-once, by its journal version. ``litwatch merge --undo ID`` undoes a link for good.
+once, by its journal version. ``litwatch merge --undo ID`` undoes a link for good: that pair is
+never linked again (the preprint may still be linked to another paper).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from litwatch.errors import InputError
 from litwatch.sources.europepmc_results import EuropePmcRecord
 from litwatch.store import models
 from litwatch.store import papers as store
+from litwatch.store.engine import in_chunks
 
 preprints = models.table(models.Preprint)
 versions = models.table(models.PreprintVersion)
@@ -73,8 +75,8 @@ def save_preprints(conn: Connection, records: Sequence[EuropePmcRecord], *, now:
         values = {
             "paper_pmid": owners.get(paper.pmid, paper.pmid), "server": record.server, "version": record.version,
             "doi": paper.doi, "first_index_date": record.first_index_date, "updated_at": now,
-            "published_pmid": int(journal.id) if journal and journal.source == "MED" and (journal.id or "").isdigit()
-            else None,
+            "published_pmid": int(journal.id) if journal and journal.source == "MED" and journal.id
+            and journal.id.isdigit() else None,
             "published_doi": journal.doi if journal else None,
         }
         updated = conn.execute(preprints.update().where(preprints.c.source_id == record.source_id).values(**values))
@@ -102,30 +104,27 @@ class Link:
 
 
 def link_works(conn: Connection, *, now: dt.datetime) -> list[int]:
-    """Link every preprint without a link (standing or undone) to its journal version when one
-    is stored; returns the new links' ids."""
-    linked = sa.select(links.c.preprint_pmid)
+    """Link every preprint without a standing link to its journal version when one is stored
+    (never a pair that was undone); returns the new links' ids."""
     rows = conn.execute(
-        sa.select(preprints.c.paper_pmid, preprints.c.published_pmid, preprints.c.published_doi,
-                  papers.c.title, papers.c.pub_year)
-        .join(papers, papers.c.pmid == preprints.c.paper_pmid)
-        .where(preprints.c.paper_pmid.not_in(linked))
+        sa.select(preprints.c.paper_pmid, preprints.c.published_pmid, preprints.c.published_doi)
+        .where(preprints.c.paper_pmid.not_in(sa.select(links.c.preprint_pmid).where(links.c.undone_at.is_(None))))
+        .order_by(preprints.c.paper_pmid)
     ).all()
-    made: list[int] = []
-    seen: set[int] = set()
+    undone = {(r.preprint_pmid, r.published_pmid) for r in conn.execute(
+        sa.select(links.c.preprint_pmid, links.c.published_pmid).where(links.c.undone_at.is_not(None)))}
+    found: dict[int, tuple[int, str, str]] = {}  # preprint -> (journal version, strength, evidence)
     for row in rows:
-        if row.paper_pmid in seen:  # two preprint ids merged into one row (a shared DOI)
-            continue
-        seen.add(row.paper_pmid)
-        found = _strong_match(conn, row.published_pmid, row.published_doi)
-        strength = "strong"
-        if found is None:
-            weak = _weak_match(conn, row.paper_pmid, row.title, row.pub_year)
-            if weak is None:
-                continue
-            found, strength = (weak, "title+author"), "weak"
-        result = conn.execute(links.insert().values(preprint_pmid=row.paper_pmid, published_pmid=found[0],
-                                                    strength=strength, evidence=found[1], made_at=now))
+        strong = _strong_match(conn, row.published_pmid, row.published_doi)
+        if strong is not None and (row.paper_pmid, strong[0]) not in undone:
+            found.setdefault(row.paper_pmid, (strong[0], "strong", strong[1]))
+    weak = _weak_matches(conn, [r.paper_pmid for r in rows if r.paper_pmid not in found], undone)
+    for key, pmid in weak.items():
+        found[key] = (pmid, "weak", "title+author")
+    made: list[int] = []
+    for key, (pmid, strength, evidence) in sorted(found.items()):
+        result = conn.execute(links.insert().values(preprint_pmid=key, published_pmid=pmid, strength=strength,
+                                                    evidence=evidence, made_at=now))
         pk = result.inserted_primary_key
         assert pk is not None
         made.append(int(pk[0]))
@@ -144,29 +143,39 @@ def _strong_match(conn: Connection, pmid: int | None, doi: str | None) -> tuple[
     return None
 
 
-def _first_author(conn: Connection, pmid: int) -> str | None:
-    name = conn.execute(sa.select(sa.func.coalesce(authors.c.last_name, authors.c.collective_name))
-                        .where(authors.c.paper_pmid == pmid).order_by(authors.c.position).limit(1)).scalar()
-    return normal_title(name) if name else None
-
-
-def _weak_match(conn: Connection, key: int, title: str, year: int | None) -> int | None:
-    """A PubMed paper with the same normalised title and first author, published within two years."""
-    author = _first_author(conn, key)
-    if author is None or not title or year is None:
-        return None
-    undone = sa.select(links.c.published_pmid).where(links.c.preprint_pmid == key)
-    candidates = conn.execute(
-        sa.select(papers.c.pmid, papers.c.title).where(
-            papers.c.pmid > 0, papers.c.kind != "preprint", papers.c.deleted_at.is_(None),
-            papers.c.pub_year.between(year, year + WEAK_YEARS), papers.c.pmid.not_in(undone))
-        .order_by(papers.c.pmid)
-    ).all()
-    wanted = normal_title(title)
-    for pmid, other in candidates:
-        if normal_title(other) == wanted and _first_author(conn, pmid) == author:
-            return int(pmid)
-    return None
+def _weak_matches(conn: Connection, keys: Sequence[int], undone: set[tuple[int, int]]) -> dict[int, int]:
+    """Preprint -> the PubMed paper with the same normalised title and first author, published
+    in the preprint's year or up to two years later. The database finds the papers whose first
+    author has one of the preprints' first-author surnames (one pass over ``authors``); titles
+    and names are compared folded here."""
+    wanted: dict[tuple[str, str], list[tuple[int, int]]] = {}  # (title, author) -> [(key, year)]
+    surnames: set[str] = set()
+    first = sa.func.coalesce(authors.c.last_name, authors.c.collective_name)
+    for chunk in in_chunks(list(keys)):
+        for key, title, year, name in conn.execute(
+                sa.select(papers.c.pmid, papers.c.title, papers.c.pub_year, first)
+                .join(authors, sa.and_(authors.c.paper_pmid == papers.c.pmid, authors.c.position == 0))
+                .where(papers.c.pmid.in_(chunk), papers.c.pub_year.is_not(None))):
+            if name and title:
+                wanted.setdefault((normal_title(title), normal_title(name)), []).append((key, year))
+                surnames.add(name)
+    if not wanted:
+        return {}
+    years = [year for found in wanted.values() for _, year in found]
+    matched: dict[int, int] = {}
+    for names in in_chunks(sorted(surnames)):
+        candidates = conn.execute(
+            sa.select(papers.c.pmid, papers.c.title, papers.c.pub_year, first)
+            .join(authors, sa.and_(authors.c.paper_pmid == papers.c.pmid, authors.c.position == 0))
+            .where(sa.or_(authors.c.last_name.in_(names), authors.c.collective_name.in_(names)),
+                   papers.c.pmid > 0, papers.c.kind != "preprint", papers.c.deleted_at.is_(None),
+                   papers.c.pub_year.between(min(years), max(years) + WEAK_YEARS))
+            .order_by(papers.c.pmid))
+        for pmid, title, year, name in candidates:
+            for key, preprint_year in wanted.get((normal_title(title), normal_title(name)), []):
+                if key not in matched and (key, pmid) not in undone and preprint_year <= year <= preprint_year + WEAK_YEARS:
+                    matched[key] = int(pmid)
+    return matched
 
 
 def hidden_versions(pmid: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
