@@ -119,6 +119,9 @@ def test_a_preprint_and_its_journal_version_are_one_work(cli: tuple[CliRunner, F
     undone = invoke(runner, "merge", "--undo", "1")
     assert undone.exit_code == 0 and "two works again" in undone.output
     assert counted(database)[1:] == (2, 2, 2)
+    exported = invoke(runner, "export", "--format", "json")
+    urls = sorted(paper["url"] for paper in json.loads(exported.output))
+    assert urls == ["https://europepmc.org/article/PPR/PPR1036674", f"https://pubmed.ncbi.nlm.nih.gov/{JOURNAL_PMID}/"]
     assert invoke(runner, "run").exit_code == 0  # the next run does not link them again
     assert sorted(counted(database)[0]) == [-1036674, JOURNAL_PMID]
     assert "undone" in invoke(runner, "merge").output

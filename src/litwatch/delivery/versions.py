@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from litwatch.files.groups import Group
 from litwatch.store import models
-from litwatch.store.works import hidden_versions, published_versions
+from litwatch.store.works import PREPRINT_URL, hidden_versions, published_versions
 
 BADGE = "preprint (not peer reviewed)"
 NOTICE = "published_notice"  # the digest_items kind
@@ -72,6 +72,4 @@ def published_notices(conn: Connection, pmids: Sequence[int]) -> tuple[Published
 
 def entry_url(pmid: int) -> str:
     """Where a reader opens a paper: PubMed, or Europe PMC for a preprint (a negative key)."""
-    if pmid < 0:
-        return f"https://europepmc.org/article/PPR/PPR{-pmid}"
-    return f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
+    return PREPRINT_URL.format(-pmid) if pmid < 0 else f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/"

@@ -37,6 +37,7 @@ versions = models.table(models.PreprintVersion)
 links = models.table(models.WorkLink)
 papers = models.table(models.Paper)
 authors = models.table(models.Author)
+PREPRINT_URL = "https://europepmc.org/article/PPR/PPR{}"  # a preprint's page, by its Europe PMC number
 WEAK_YEARS = 2  # a journal version more than this many years after the preprint is another work
 _PPR = re.compile(r"PPR(\d+)")
 
