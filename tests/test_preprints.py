@@ -8,6 +8,7 @@ recorded preprints of ``tests/fixtures/europepmc/search_lite_preprints.json`` (f
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +16,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fake_europepmc import FakeEuropePmc, Fault
+from fake_eutils import FakeEutils
 from sqlalchemy.engine import Engine
 
+from litwatch.config import Settings
 from litwatch.files.queries import SavedQuery
 from litwatch.pipeline.preprints import run_preprints
+from litwatch.scheduling import jobs
+from litwatch.scheduling.plan import build_plan
 from litwatch.sources.europepmc import EuropePmcClient
+from litwatch.sources.eutils import EutilsClient
 from litwatch.store import models
 
 LITE = Path(__file__).parent / "fixtures" / "europepmc" / "search_lite_preprints.json"
@@ -90,3 +96,22 @@ def test_a_search_that_keeps_failing_is_reported_and_stores_nothing(
     assert rows(engine, "SELECT count(*) FROM papers") == [(0,)]
     assert rows(engine, "SELECT status FROM preprint_runs") == [("failed",)]
     assert rows(engine, "SELECT count(*) FROM preprint_coverage") == [(0,)]  # the next run searches it again
+
+
+def test_a_scheduled_run_searches_preprints_after_pubmed_and_fails_loudly_when_europe_pmc_does(
+        engine: Engine, europepmc: FakeEuropePmc, fake_eutils: FakeEutils, tmp_path: Path) -> None:
+    monday = dt.datetime(2025, 6, 23, 7, 0, tzinfo=dt.UTC)
+    query = dataclasses.replace(QUERY, schedule="0 6 * * mon")
+    settings = Settings(queries_dir=tmp_path / "queries", eutils_url=fake_eutils.url, europepmc_url=europepmc.url,
+                        email="librarian@example.org", max_retries=1)
+    worker = jobs.Worker(engine, settings, clock=lambda: monday,
+                         client=EutilsClient(fake_eutils.url, "librarian@example.org", backoff=0.0))
+    [result] = worker.run_due(build_plan([query], [], []))
+    assert (result.status, result.message.split("; ")[-1]) == ("ok", "preprints 2025-06-01..2025-06-23: found 24, "
+                                                                     "new 24, known 0")
+    europepmc.inject(Fault.http(503), times=10)
+    worker.clock = lambda: monday + dt.timedelta(days=7)
+    [failed] = worker.run_due(build_plan([query], [], []))
+    assert failed.status == "failed" and "Europe PMC: Europe PMC search at" in failed.message
+    assert "HTTP 503" in failed.message and "after 2 attempts" in failed.message
+    assert rows(engine, "SELECT count(*) FROM preprint_coverage") == [(1,)]  # the failed window is searched again
