@@ -80,6 +80,9 @@ def run_command(
 ) -> None:
     """Run the saved queries against PubMed and store what is new.
 
+    A query with a `preprints` search then searches Europe PMC for preprints (not with --dry-run
+    or --since); its receipts are the second table, and a failed Europe PMC search fails the query.
+
     Exit 0 when every query succeeded, 1 if any failed (after finishing the others), 2 for invalid
     input (query files, options).
     """
