@@ -66,6 +66,7 @@ class Workspace:
         (self.path / "db").mkdir()
         self._replay: contextlib.ExitStack | None = None
         self.eutils_url: str | None = None
+        self.europepmc_url: str | None = None
 
     def replay(self) -> None:
         """Serve the recorded PubMed records on loopback for the sessions after this call."""
@@ -77,6 +78,7 @@ class Workspace:
             atexit.register(self._replay.close)
             fake = self._replay.enter_context(replay_eutils.serve())
             self.eutils_url = fake.url
+            self.europepmc_url = self._replay.enter_context(replay_eutils.serve_europepmc()).url
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LITWATCH_") and k != "NCBI_API_KEY"}
@@ -84,6 +86,8 @@ class Workspace:
                    LITWATCH_EMAIL="demo@example.org", PYTHONWARNINGS="ignore")
         if self.eutils_url:
             env["LITWATCH_EUTILS_URL"] = self.eutils_url
+        if self.europepmc_url:
+            env["LITWATCH_EUROPEPMC_URL"] = self.europepmc_url
         return env
 
     def run(self, command: str, *, stdin: str | None = None) -> str:

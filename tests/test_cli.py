@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from fake_europepmc import FakeEuropePmc
 from fake_eutils import FakeEutils
 
 from litwatch.cli import main
@@ -18,9 +19,11 @@ PUBMED = Path(__file__).parent / "fixtures" / "pubmed"
 
 
 @pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    """A CLI runner in an empty folder with its own database and a copy of the shipped queries."""
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_europepmc: FakeEuropePmc) -> CliRunner:
+    """A CLI runner in an empty folder with its own database and a copy of the shipped queries
+    (their preprint searches go to a loopback Europe PMC without preprints)."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LITWATCH_EUROPEPMC_URL", fake_europepmc.url)
     monkeypatch.setenv("LITWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'db' / 'litwatch.sqlite'}")
     monkeypatch.setenv("LITWATCH_QUERIES_DIR", str(ROOT / "queries"))
     return CliRunner()

@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ingest": ("ingest", "ingest_command",
                "Load PubMed XML files (.xml or .xml.gz, or folders of them) into the store, and tag them."),
     "init": ("ingest", "init", "Create the database, or migrate it to the newest schema."),
+    "merge": ("merge", "merge_command",
+              "List the preprints linked to their journal version (one work), or undo a link."),
     "queries": ("queries", "queries_group", "Saved PubMed queries (the files in the queries folder)."),
     "run": ("run", "run_command", "Run the saved queries against PubMed and store what is new."),
     "run-due": ("run", "run_due_command",

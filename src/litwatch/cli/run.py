@@ -17,6 +17,7 @@ from litwatch.errors import InputError
 from litwatch.files import queries
 from litwatch.pipeline import run as runner
 from litwatch.scheduling import jobs
+from litwatch.sources.europepmc import EuropePmcClient
 from litwatch.sources.eutils import EutilsClient
 from litwatch.store import engine as db
 from litwatch.store import rate_budget
@@ -25,6 +26,20 @@ from litwatch.store.leases import DEFAULT_TTL as _LEASE_TTL
 
 # what says a run worked; --wide adds the search count, ids seen, requests, retries, seconds...
 _receipts_table = tables.Layout(narrow=("query", "window", "new", "status"), clip=("query",))
+
+
+_preprints_table = tables.Layout(narrow=("preprints of", "window", "new", "status"), clip=("preprints of",))
+
+
+def _print_preprint_receipts(receipts: Sequence[runner.Receipt]) -> None:
+    """The Europe PMC step of each query that has one (pipeline/preprints.py), as a second table."""
+    done = [r.preprints for r in receipts if r.preprints is not None]
+    if done:
+        click.echo()
+        click.echo(_preprints_table(
+            ("preprints of", "window", "count", "found", "new", "known", "linked", "requests", "retries", "status"),
+            [(p.query, f"{p.window_from}..{p.window_to}", p.hit_count, p.found, p.new, p.known, p.linked,
+              p.requests, p.retries, "ok" if p.ok else "FAILED") for p in done]))
 
 
 def _print_receipts(receipts: Sequence[runner.Receipt]) -> None:
@@ -37,6 +52,7 @@ def _print_receipts(receipts: Sequence[runner.Receipt]) -> None:
         for r in receipts
     ]
     click.echo(_receipts_table(headers, rows))
+    _print_preprint_receipts(receipts)
     for r in receipts:
         for closed in r.interrupted:
             click.echo(f"{r.query}: {closed}; closed as interrupted", err=True)
@@ -46,6 +62,9 @@ def _print_receipts(receipts: Sequence[runner.Receipt]) -> None:
             shown = ", ".join(map(str, r.missing[:20])) + (" ..." if len(r.missing) > 20 else "")
             click.echo(f"{r.query}: {len(r.missing)} PMID(s) found by the search but not returned by efetch: "
                        f"{shown}", err=True)
+        if r.preprints is not None:
+            for warning in r.preprints.warnings:
+                click.echo(f"{r.query}: warning: Europe PMC: {warning}", err=True)
         if not r.ok:
             click.echo(f"litwatch: error: query {r.query} failed: {r.error}", err=True)
 
@@ -61,6 +80,9 @@ def run_command(
     ctx: _Context, names: tuple[str, ...], since: dt.datetime | None, dry_run: bool, refetch: bool
 ) -> None:
     """Run the saved queries against PubMed and store what is new.
+
+    A query with a `preprints` search then searches Europe PMC for preprints (not with --dry-run
+    or --since); its receipts are the second table, and a failed Europe PMC search fails the query.
 
     Exit 0 when every query succeeded, 1 if any failed (after finishing the others), 2 for invalid
     input (query files, options).
@@ -80,6 +102,9 @@ def run_command(
     engine = ctx.engine()
     client = EutilsClient.from_settings(settings, budget=rate_budget.budget_for(engine, settings))
     tagger = tag_store.load_tagger(settings.vocab_dir)
+    europepmc = None  # the preprints step runs after each query's PubMed part (pipeline/preprints.py)
+    if any(q.preprints for q in selected) and not dry_run and since is None:
+        europepmc = EuropePmcClient.from_settings(settings)
     progress = None
     if sys.stderr.isatty():
         def progress(name: str, done: int, total: int) -> None:
@@ -88,7 +113,7 @@ def run_command(
         jobs.run_query_job(  # under the query's lease: never twice at once with a scheduler
             engine, client, query, today=today, overlap_days=settings.overlap_days,
             batch_size=settings.fetch_batch, since=since.date() if since else None,
-            dry_run=dry_run, refetch=refetch, progress=progress, tagger=tagger,
+            dry_run=dry_run, refetch=refetch, progress=progress, tagger=tagger, europepmc=europepmc,
         )
         for query in selected
     ]

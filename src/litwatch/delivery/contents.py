@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from litwatch.clock import utc
+from litwatch.delivery import versions
 from litwatch.files.groups import Group
 from litwatch.store import models
 from litwatch.store.engine import in_chunks
@@ -60,6 +61,7 @@ class DigestContents:
     new_by_query: dict[str, int] | None = None  # papers (shown or overflow) each query found
     older: tuple[int, ...] = ()  # of ``papers``, the older ones (listed last, one line each; no feed entry)
     failed_queries: tuple[str, ...] = ()  # feeding queries whose last run in the period failed
+    published: tuple[int, ...] = ()  # journal versions of preprints the group was sent (delivery/versions.py)
 
     @property
     def new(self) -> tuple[int, ...]:
@@ -69,7 +71,7 @@ class DigestContents:
     @property
     def empty(self) -> bool:
         """Nothing to tell: no paper, no notice, and every feeding query ran."""
-        return not self.papers and not self.notices and not self.failed_queries
+        return not self.papers and not self.notices and not self.failed_queries and not self.published
 
 
 def older_papers(conn: Connection, group: Group, pmids: Sequence[int], covers_from: dt.datetime) -> frozenset[int]:
@@ -124,7 +126,7 @@ def plan_digest(conn: Connection, group: Group, *, now: dt.datetime, since: dt.d
         lookback = covers_from - OVERLAP
     else:
         covers_from = lookback = now - FIRST_LOOKBACK
-    sent = sa.exists().where(items.c.group_name == group.name, items.c.item_kind == "paper",
+    sent = sa.exists().where(items.c.group_name == group.name, items.c.item_kind.in_(("paper", versions.NOTICE)),
                              items.c.paper_pmid == hits.c.paper_pmid)
     carried_q = (sa.select(items.c.paper_pmid).join(digests, digests.c.id == items.c.digest_id)
                  .where(items.c.group_name == group.name, items.c.item_kind == "overflow",
@@ -137,7 +139,7 @@ def plan_digest(conn: Connection, group: Group, *, now: dt.datetime, since: dt.d
                   .join(papers, papers.c.pmid == hits.c.paper_pmid)
                   .where(hits.c.query_name.in_(group.queries),
                          sa.or_(hits.c.paper_pmid.in_(recent), hits.c.paper_pmid.in_(carried_q)),
-                         papers.c.deleted_at.is_(None), ~sent)
+                         papers.c.deleted_at.is_(None), ~sent, *versions.candidate_filters(group, hits.c.paper_pmid))
                   .group_by(hits.c.paper_pmid)
                   .having(sa.or_(arrival > lookback, hits.c.paper_pmid.in_(carried_q)), arrival <= now)
                   .order_by(sa.literal_column("held"), sa.literal_column("arrival"), hits.c.paper_pmid))
@@ -146,6 +148,8 @@ def plan_digest(conn: Connection, group: Group, *, now: dt.datetime, since: dt.d
             tags.c.paper_pmid == hits.c.paper_pmid,
             sa.func.lower(tags.c.tag).in_([t.lower() for t in group.tags])))
     rows = conn.execute(candidates).all() if group.queries else []
+    published = versions.now_published(conn, group, [r[0] for r in rows])
+    rows = [r for r in rows if r[0] not in published]
     older = older_papers(conn, group, [r[0] for r in rows], covers_from)
     rows = [r for r in rows if r[0] not in older] + [r for r in rows if r[0] in older]
     chosen = tuple(r[0] for r in rows[: group.max_papers])
@@ -162,5 +166,6 @@ def plan_digest(conn: Connection, group: Group, *, now: dt.datetime, since: dt.d
     gone = tuple(conn.execute(sa.select(papers.c.pmid).where(papers.c.pmid.in_(chosen), _retracted())).scalars()) \
         if chosen else ()
     return DigestContents(covers_from, now, chosen, overflow, notices, sum(r[1] == 0 for r in rows), gone, new_by,
-                          tuple(p for p in chosen if p in older), failed_queries(conn, group, covers_from, now))
+                          tuple(p for p in chosen if p in older), failed_queries(conn, group, covers_from, now),
+                          published)
 

@@ -51,14 +51,14 @@ PENDING = ("prepared", "accepted", "failed")
 
 def frozen_contents(conn: Connection, row: sa.Row[Any]) -> DigestContents:
     """The frozen content of a prepared digest, for sending it again when its message file is lost."""
-    found: dict[str, list[int]] = {"paper": [], "overflow": [], "retraction_notice": []}
+    found: dict[str, list[int]] = {"paper": [], "overflow": [], "retraction_notice": [], "published_notice": []}
     for kind, pmid in conn.execute(sa.select(items.c.item_kind, items.c.paper_pmid)
                                    .where(items.c.digest_id == row.id).order_by(items.c.position)):
         found[kind].append(pmid)
     chosen = tuple(found["paper"])
     notices = tuple(p for p in found["retraction_notice"] if p not in chosen)
     return DigestContents(utc(row.covers_from or row.covers_to), utc(row.covers_to), chosen,
-                          tuple(found["overflow"]), notices, 0)
+                          tuple(found["overflow"]), notices, 0, published=tuple(found["published_notice"]))
 
 
 class StateFolder:
@@ -211,7 +211,8 @@ def prepare(engine: Engine, group: Group, contents: DigestContents, subject: str
         if status == "prepared":
             recipients.add(conn, digest_id, group.recipients)
         rows = [(p, "paper") for p in contents.papers] + [(p, "overflow") for p in contents.overflow] + [
-            (p, "retraction_notice") for p in contents.notices + contents.already_retracted]
+            (p, "retraction_notice") for p in contents.notices + contents.already_retracted] + [
+            (p, "published_notice") for p in contents.published]
         if rows:
             conn.execute(items.insert(), [{"digest_id": digest_id, "paper_pmid": p, "item_kind": kind,
                                            "group_name": group.name, "position": i}

@@ -56,7 +56,8 @@ def compose(conn: Connection, settings: Settings, group: Group, contents: Digest
             created: dt.datetime) -> tuple[DigestView, EmailMessage]:
     """Render chosen contents into the message that is sent (and the view it was rendered from)."""
     window = Window(contents.covers_from, contents.covers_to, contents.carried)
-    view = build_view(conn, group, contents.papers, contents.overflow, contents.notices, window, contents.new_by_query)
+    view = build_view(conn, group, contents.papers, contents.overflow, contents.notices, window, contents.new_by_query,
+                      published=contents.published)
     text, html = render(view)
     message = build_message(subject=view.subject, sender=settings.mail_from, recipients=group.recipients,
                             text=text, html=html, message_id=message_id,

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from litwatch.clock import utc
+from litwatch.delivery import versions
 from litwatch.delivery.contents import corrections, digests, failed_queries, hits, items, older_papers, papers, tags
 from litwatch.files.groups import Group
 from litwatch.store import models
@@ -61,6 +62,7 @@ class Entry:
     doi_url: str | None
     sort_key: tuple[dt.date, int]
     tag_keys: frozenset[str] = frozenset()  # every tag, case-folded, for grouping by tag
+    badge: str | None = None  # "preprint (not peer reviewed)" for a preprint (delivery/versions.py)
 
     @property
     def comorbidity(self) -> bool:
@@ -118,6 +120,7 @@ class DigestView:
     older: tuple[Older, ...] = ()
     incomplete: str | None = None  # "incomplete: 2 of 4 saved queries failed; papers may be missing"
     failed: tuple[str, ...] = ()  # the saved queries that failed
+    published: tuple[versions.PublishedNotice, ...] = ()  # "now published in <journal>"
 
 
 def clean(text: str | None) -> str:
@@ -181,7 +184,7 @@ def _entries(conn: Connection, group: Group, pmids: Sequence[int]) -> dict[int, 
             excerpt=excerpt(p.abstract), chips=tuple(chips[:MAX_CHIPS]), more_chips=max(0, len(chips) - MAX_CHIPS),
             conditions=tuple(sorted(set(kinds.get("condition", [])))),
             marks=tuple(MARKS[r] for r in MARKS if r in refs), also_in=tuple(by),
-            pubmed_url=f"https://pubmed.ncbi.nlm.nih.gov/{p.pmid}/",
+            pubmed_url=versions.entry_url(p.pmid), badge=versions.BADGE if p.kind == "preprint" else None,
             doi_url=f"https://doi.org/{quote(p.doi, safe='/:;()[]._-')}" if p.doi else None,
             sort_key=(when, p.pmid), tag_keys=frozenset(t.casefold() for ts in kinds.values() for t in ts))
     return out
@@ -265,7 +268,8 @@ def _older(entry: Entry) -> Older:
 
 
 def build_view(conn: Connection, group: Group, chosen: Sequence[int], overflow: Sequence[int],
-               notices: Sequence[int], window: Window, new_by: dict[str, int] | None = None) -> DigestView:
+               notices: Sequence[int], window: Window, new_by: dict[str, int] | None = None,
+               published: Sequence[int] = ()) -> DigestView:
     """Read what the digest shows and shape it for the templates."""
     entries = _entries(conn, group, chosen)
     older = older_papers(conn, group, chosen, window.covers_from)
@@ -274,16 +278,19 @@ def build_view(conn: Connection, group: Group, chosen: Sequence[int], overflow: 
                                                  key=lambda e: e.sort_key, reverse=True))
     sections = _sections(group, listed)
     notice_rows = _notices(conn, group, notices)
+    published_rows = versions.published_notices(conn, published)
     failed = failed_queries(conn, group, window.covers_from, window.covers_to)
     incomplete = _incomplete(group, failed)
     comorbid = sum(e.comorbidity for e in listed)
     period = f"{_day(window.covers_from, group.zone)} \u2013 {_day(window.covers_to, group.zone)}"
-    anything = listed or older_rows or notice_rows
-    parts = [_plural(len(listed), "new paper")] if listed or not (older_rows or notice_rows) else []
+    anything = listed or older_rows or notice_rows or published_rows
+    parts = [_plural(len(listed), "new paper")] if listed or not (older_rows or notice_rows or published_rows) else []
     if older_rows:
         parts.append(_plural(len(older_rows), "older paper"))
     if notice_rows:
         parts.append(_plural(len(notice_rows), "retraction notice"))
+    if published_rows:
+        parts.append(f"{len(published_rows)} now published")
     day = _day(window.covers_to, group.zone)
     if incomplete:
         subject = f"[litwatch] {group.name}: {incomplete.split(';')[0]}; {', '.join(parts)} ({day})"
@@ -299,4 +306,4 @@ def build_view(conn: Connection, group: Group, chosen: Sequence[int], overflow: 
                       sections=sections, coverage=_coverage(conn, group, window, list(chosen) + list(overflow), new_by),
                       notices=notice_rows, paper_count=len(listed), overflow=len(overflow),
                       carried=window.carried, max_papers=group.max_papers, comorbidity=comorbid,
-                      older=older_rows, incomplete=incomplete, failed=failed)
+                      older=older_rows, incomplete=incomplete, failed=failed, published=published_rows)

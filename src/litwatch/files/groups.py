@@ -11,6 +11,7 @@ Groups live in ``groups.toml`` beside the saved queries, one table per group::
     max_papers = 50                       # optional: more are carried to the next digest
     notify_empty = false                  # optional: send a "nothing new" digest on empty weeks
     group_by = "query"                    # optional: "query" or "tag" (needs tags)
+    preprints = true                      # optional: false leaves Europe PMC preprints out
 
 A query's own ``groups = [...]`` list connects it to a group as well; :func:`load_groups` merges
 both directions. Every mistake is a :class:`~litwatch.files.queries.Problem` naming the file and line.
@@ -37,7 +38,8 @@ from litwatch.scheduling import schedules
 DEFAULT_SCHEDULE = schedules.DEFAULT_DIGEST_SCHEDULE
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_MAX_PAPERS = 50
-GROUP_KEYS = ("recipients", "queries", "tags", "schedule", "timezone", "max_papers", "notify_empty", "group_by")
+GROUP_KEYS = ("recipients", "queries", "tags", "schedule", "timezone", "max_papers", "notify_empty", "group_by",
+              "preprints")
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -58,6 +60,7 @@ class Group:
     max_papers: int = DEFAULT_MAX_PAPERS
     notify_empty: bool = False
     group_by: str = "query"  # query | tag
+    preprints: bool = True  # False: the group is never sent preprints (delivery/versions.py)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -241,11 +244,16 @@ def _check_group(name: str, body: Any, checker: _Checker, known_queries: dict[st
         checker.report(line(name, "group_by"), "error", f"group {name!r}: group_by = \"tag\" needs a tags "
                        "list to group by; fix: add tags = [...] or use group_by = \"query\"")
 
+    preprints = body.get("preprints", True)
+    if not isinstance(preprints, bool):
+        checker.report(line(name, "preprints"), "error", f"group {name!r}: 'preprints' must be true or false "
+                       "(no quotes); fix: write preprints = false to leave preprints out")
+
     if sum(p.severity == "error" for p in checker.problems) > before:
         return None
     return Group(name=name, recipients=tuple(recipients), queries=fed_by, tags=tuple(tags),
                  schedule=str(schedule), timezone=str(timezone), max_papers=int(max_papers),
-                 notify_empty=bool(notify_empty), group_by=str(group_by))
+                 notify_empty=bool(notify_empty), group_by=str(group_by), preprints=preprints is not False)
 
 
 def _groups_line(path: Path) -> int | None:

@@ -2,7 +2,8 @@
 
 A librarian keeps ``queries/<name>.toml`` files; the file stem is the query's name. Keys:
 ``term`` (required, the PubMed query), ``title``, ``schedule`` (5-field cron), ``start`` (TOML
-date where the first run begins) and ``groups`` (the digest groups it feeds). ``groups.toml``
+date where the first run begins), ``groups`` (the digest groups it feeds) and ``preprints`` (the
+same intent as a Europe PMC search, checked by ``preprint_syntax.lint_preprints``). ``groups.toml``
 and the ``vocab/`` folder beside them are reserved for other purposes.
 
 Every mistake is reported as a :class:`Problem` naming the file and TOML line and saying how to
@@ -16,18 +17,20 @@ import datetime
 import difflib
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from litwatch.errors import QueryFileError
 from litwatch.files import toml_lines
+from litwatch.files.preprint_syntax import lint_preprints
 from litwatch.files.query_syntax import lint_term
 from litwatch.scheduling import schedules
 
 Severity = Literal["error", "warning"]
 
-ALLOWED_KEYS = ("term", "title", "schedule", "start", "groups")
+ALLOWED_KEYS = ("term", "title", "schedule", "start", "groups", "preprints")
 DEFAULT_LOOKBACK = datetime.timedelta(days=30)
 RESERVED_FILE = "groups.toml"
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")
@@ -44,6 +47,7 @@ class SavedQuery:
     start: datetime.date
     groups: tuple[str, ...]
     path: Path
+    preprints: str | None = None  # the Europe PMC search, whitespace collapsed; None: PubMed only
 
 
 @dataclass(frozen=True)
@@ -239,14 +243,34 @@ def load_query(path: Path, *, today: datetime.date) -> tuple[SavedQuery | None, 
         for group in sorted({g for g in groups if groups.count(g) > 1}):
             report(line_of("groups"), "warning", f"group {group!r} is listed twice; fix: list it once")
 
+    preprints = _check_preprints(data, text, line_of("preprints"), report)
+
     problems.sort(key=lambda p: (p.line or 0, p.severity))
     if any(p.severity == "error" for p in problems) or not (
             isinstance(term, str) and isinstance(title, str) and isinstance(start, datetime.date)):
         return None, problems
     query = SavedQuery(name=name, term=" ".join(term.split()), title=title.strip() or name,
                        schedule=schedule.strip() if schedule else None, start=start,
-                       groups=tuple(dict.fromkeys(groups)), path=path)
+                       groups=tuple(dict.fromkeys(groups)), path=path, preprints=preprints)
     return query, problems
+
+
+def _check_preprints(data: dict[str, Any], text: str, key_line: int | None,
+                     report: Callable[[int | None, Severity, str], None]) -> str | None:
+    """The query's Europe PMC search, whitespace collapsed, after reporting its mistakes by line."""
+    value = data.get("preprints")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        report(key_line, "error", f"'preprints' must be a string, not {_type_name(value)}; fix: write the "
+               "Europe PMC search between ''' and '''")
+        return None
+    line = key_line or 1
+    char_lines = _term_lines(text, line, value) if value else []
+    for offset, severity, message in lint_preprints(value):
+        report(char_lines[offset] if offset < len(char_lines) else line,
+               "error" if severity == "error" else "warning", message)
+    return " ".join(value.split())
 
 
 def load_queries(folder: Path, *, today: datetime.date) -> tuple[list[SavedQuery], list[Problem]]:

@@ -18,7 +18,7 @@ import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -33,6 +33,9 @@ from litwatch.store import papers as store
 from litwatch.store import tags as tag_store
 from litwatch.store.engine import in_chunks
 from litwatch.tagging.tagger import Tagger
+
+if TYPE_CHECKING:
+    from litwatch.pipeline.preprints import PreprintReceipt
 
 ESEARCH_CAP = 9999  # PubMed ESearch returns at most this many ids for one search
 SEARCH_RERUNS = 2  # times a window is searched again when NCBI's history server loses its search
@@ -83,6 +86,7 @@ class Receipt:
     dry_run: bool = False
     skipped: str | None = None  # the holder running this query elsewhere; nothing was done here
     interrupted: list[str] = field(default_factory=list)  # earlier receipts this run closed
+    preprints: PreprintReceipt | None = None  # the query's Europe PMC step (pipeline/preprints.py)
 
     @property
     def ok(self) -> bool:

@@ -30,7 +30,9 @@ from litwatch.clock import Clock, utcnow
 from litwatch.config import Settings
 from litwatch.errors import InputError, LitwatchError, LockHeldError
 from litwatch.files.queries import SavedQuery
+from litwatch.pipeline import preprints as preprint_step
 from litwatch.pipeline import run as runner
+from litwatch.pipeline.preprints import EuropePmc
 from litwatch.pipeline.run import Eutils, Receipt
 from litwatch.scheduling import schedules
 from litwatch.scheduling.plan import Job, JobPlan, ScheduledGroup, last_attempt
@@ -126,6 +128,7 @@ class Worker:
     settings: Settings
     clock: Clock = utcnow
     client: Eutils | None = None  # None: an EutilsClient built from settings on the first query
+    europepmc: EuropePmc | None = None  # None: a EuropePmcClient built on the first query with preprints
     tagger: Tagger | None = None
     vocab_dir: Path | None = None  # when set, the tagger is (re)loaded from here when its files change
     deliver: Deliver = _deliver_group
@@ -144,6 +147,13 @@ class Worker:
             # NCBI's rate budget: shared with this machine's processes, or every host on the store
             self.client = EutilsClient.from_settings(self.settings, budget=budget_for(self.engine, self.settings))
         return self.client
+
+    def _europepmc(self, query: SavedQuery) -> EuropePmc | None:
+        if self.europepmc is None and query.preprints:
+            from litwatch.sources.europepmc import EuropePmcClient
+
+            self.europepmc = EuropePmcClient.from_settings(self.settings)
+        return self.europepmc
 
     def _tagger(self) -> Tagger | None:
         """The tagger for the vocabulary as it is now; an error in it stops query jobs (never untagged papers)."""
@@ -218,9 +228,11 @@ class Worker:
         receipt = run_query_held(
             self.engine, self._client(), query, lease, today=now.astimezone(dt.UTC).date(),
             overlap_days=self.settings.overlap_days, batch_size=self.settings.fetch_batch,
-            tagger=self._tagger(), clock=self.clock, abort=self.abort,
+            tagger=self._tagger(), clock=self.clock, abort=self.abort, europepmc=self._europepmc(query),
         )
         message = describe_receipt(receipt)
+        if receipt.preprints is not None:
+            message += "; " + receipt.preprints.line().split(": ", 1)[1]
         if receipt.interrupted:
             message += "; closed " + "; ".join(receipt.interrupted)
         return JobResult(f"query:{query.name}", "ok" if receipt.ok else "failed", message, receipt)
@@ -279,6 +291,7 @@ def run_query_held(
     clock: Clock,
     abort: threading.Event | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    europepmc: EuropePmc | None = None,
     **options: Any,
 ) -> Receipt:
     """runner.run_query while ``lease`` is held: between batches, stop if the lease was lost or
@@ -292,8 +305,10 @@ def run_query_held(
         if progress is not None:
             progress(name, done, total)
 
-    return runner.run_query(engine, client, query, today=today, clock=clock, progress=checked,
-                            holder=lease.holder, **options)
+    receipt = runner.run_query(engine, client, query, today=today, clock=clock, progress=checked,
+                               holder=lease.holder, **options)
+    preprint_step.after_pubmed(engine, europepmc, query, receipt, today=today, clock=clock, options=options)
+    return receipt
 
 
 def run_query_job(
@@ -311,6 +326,7 @@ def run_query_job(
     clock: Clock = utcnow,
     progress: Callable[[str, int, int], None] | None = None,
     lease_ttl: float = leases.DEFAULT_TTL,
+    europepmc: EuropePmc | None = None,
 ) -> Receipt:
     """``runner.run_query`` under the lease ``query:<name>``, for a manual ``litwatch run``.
 
@@ -322,7 +338,7 @@ def run_query_job(
         with leases.hold(engine, f"query:{query.name}", ttl=lease_ttl, clock=clock) as lease:
             return run_query_held(engine, client, query, lease, today=today, clock=clock, progress=progress,
                                   overlap_days=overlap_days, batch_size=batch_size, since=since,
-                                  dry_run=dry_run, refetch=refetch, tagger=tagger)
+                                  dry_run=dry_run, refetch=refetch, tagger=tagger, europepmc=europepmc)
     except LockHeldError as exc:
         return Receipt(query.name, since or today, today, dry_run=dry_run,
                        skipped=exc.holder or "another process")

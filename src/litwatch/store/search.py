@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from litwatch.errors import InputError
 from litwatch.store import fulltext, models
+from litwatch.store.works import hidden_versions  # a preprint linked to its journal version
 from litwatch.store.engine import IN_CHUNK
 from litwatch.store.fulltext import SearchTerm
 from litwatch.store.stored import StoredPaper, read_papers
@@ -153,7 +154,7 @@ def build_query(
     """
     if terms is None:
         terms = _validate(filters)
-    conditions: list[sa.ColumnElement[bool]] = [papers.c.deleted_at.is_(None)]
+    conditions: list[sa.ColumnElement[bool]] = [papers.c.deleted_at.is_(None), ~hidden_versions(papers.c.pmid)]
     if terms and hits:
         conditions.append(papers.c.pmid.in_(_pmid_list(hits, dialect)))
     elif terms and hits is not None:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from litwatch.errors import InputError
 from litwatch.store import models
+from litwatch.store.works import hidden_versions  # a preprint linked to its journal version
 
 BY = ("month", "tag", "query", "condition")
 SERIES = ("query", "tag", "condition")
@@ -70,7 +71,7 @@ def _live(pmid: sa.ColumnElement[int], since: dt.date | None, until: dt.date | N
         if until:
             dated = dated.where(papers.c.pub_date <= until)
         conditions = [pmid.in_(dated)]
-    return conditions
+    return [*conditions, ~hidden_versions(pmid)]
 
 
 def _run(engine: Engine, stmt: sa.Select[Any]) -> list[Any]:
@@ -82,7 +83,7 @@ def by_month(engine: Engine, *, since: dt.date | None = None, until: dt.date | N
     """Papers per publication month, oldest first; papers without a date are left out."""
     _check(since, until)
     stmt = sa.select(papers.c.pub_date, sa.func.count().label("n")).where(
-        papers.c.deleted_at.is_(None), papers.c.pub_date.is_not(None)
+        papers.c.deleted_at.is_(None), papers.c.pub_date.is_not(None), ~hidden_versions(papers.c.pmid)
     )
     if since:
         stmt = stmt.where(papers.c.pub_date >= since)
@@ -219,7 +220,8 @@ def monthly_series(
         sa.select(key.label("name"), papers.c.pub_date, sa.func.count(sa.distinct(papers.c.pmid)).label("n"))
         .select_from(source)
         .join(papers, papers.c.pmid == pmid)
-        .where(papers.c.deleted_at.is_(None), papers.c.pub_date.is_not(None), key.in_(leaders), *extra)
+        .where(papers.c.deleted_at.is_(None), papers.c.pub_date.is_not(None), key.in_(leaders), *extra,
+               ~hidden_versions(papers.c.pmid))
     )
     if since:
         stmt = stmt.where(papers.c.pub_date >= since)

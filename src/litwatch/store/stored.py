@@ -23,6 +23,7 @@ from litwatch.clock import utc
 from litwatch.records import AbstractSection, Author, Keyword, PaperRecord
 from litwatch.store import models
 from litwatch.store.engine import in_chunks
+from litwatch.store.works import PREPRINT_URL
 
 authors = models.table(models.Author)
 keywords = models.table(models.Keyword)
@@ -61,6 +62,8 @@ class StoredPaper(PaperRecord):
 
     @property
     def url(self) -> str:
+        if self.pmid < 0:  # a preprint, keyed by minus its Europe PMC number (store/works.py)
+            return PREPRINT_URL.format(-self.pmid)
         return f"https://pubmed.ncbi.nlm.nih.gov/{self.pmid}/"
 
 
