@@ -211,6 +211,8 @@ class Scenario:
     rerun_checks: Check = lambda _db: []
     unit: str = "papers"  # the table whose rows show the command's progress
     before_run: Callable[[], None] = lambda: None  # e.g. empties the SMTP sink's log
+    # the normal rerun after a kill; a command whose rerun needs a person's decision says so here
+    rerun: Callable[[list[str], dict[str, str], Path], object] = lambda command, env, cwd: run_to_end(command, env, cwd)
 
     def progress(self, database: Path) -> int:
         return int(str(query(database, f'SELECT count(*) FROM "{self.unit}"')[0][0]))
@@ -248,7 +250,7 @@ class Scenario:
             trial.integrity_failures += 1
             trial.problems.append(f"integrity_check after the kill: {after_kill}")
         trial.problems += self.killed_checks(database)
-        run_to_end(self.command, env, folder)
+        self.rerun(self.command, env, folder)
         after_rerun = integrity(database)
         if after_rerun != "ok":
             trial.integrity_failures += 1
