@@ -68,14 +68,15 @@ def coverage_now(engine: Engine, q: SavedQuery, today: dt.date) -> report.Covera
 
 @pytest.mark.parametrize(("covered", "lo", "hi", "overlap", "gaps"), [
     ([], D(2026, 1, 1), D(2026, 1, 31), 3, [(D(2026, 1, 1), D(2026, 1, 31))]),
-    ([(D(2026, 1, 1), D(2026, 1, 10))], D(2026, 1, 1), D(2026, 1, 31), 0, [(D(2026, 1, 11), D(2026, 1, 31))]),
+    ([(D(2026, 1, 1), D(2026, 1, 10))], D(2026, 1, 1), D(2026, 1, 31), None, [(D(2026, 1, 11), D(2026, 1, 31))]),
+    ([(D(2026, 1, 1), D(2026, 1, 10))], D(2026, 1, 1), D(2026, 1, 31), 0, [(D(2026, 1, 10), D(2026, 1, 31))]),
     ([(D(2026, 1, 1), D(2026, 1, 10))], D(2026, 1, 1), D(2026, 1, 31), 3, [(D(2026, 1, 7), D(2026, 1, 31))]),
-    ([(D(2026, 1, 5), D(2026, 1, 6)), (D(2026, 1, 7), D(2026, 1, 9))], D(2026, 1, 1), D(2026, 1, 9), 0,
+    ([(D(2026, 1, 5), D(2026, 1, 6)), (D(2026, 1, 7), D(2026, 1, 9))], D(2026, 1, 1), D(2026, 1, 9), None,
      [(D(2026, 1, 1), D(2026, 1, 4))]),
     ([(D(1990, 1, 1), D(2026, 2, 1))], D(2026, 1, 1), D(2026, 1, 31), 3, []),
 ])
 def test_gaps_are_what_the_ranges_leave(
-    covered: list[ledger.Range], lo: dt.date, hi: dt.date, overlap: int, gaps: list[ledger.Range]
+    covered: list[ledger.Range], lo: dt.date, hi: dt.date, overlap: int | None, gaps: list[ledger.Range]
 ) -> None:
     assert ledger.gaps(covered, lo, hi, overlap=overlap) == gaps
 
@@ -212,3 +213,33 @@ def test_queries_diff_before_any_run_says_what_to_do(
     assert result.exit_code == 2
     code, out = _cli(tmp_path, database_url, pubmed, FEMALE, "queries", "diff", "human-studies")
     assert code == 2 and "run it once (`litwatch run --query human-studies`)" in out
+
+
+def test_migration_0007_turns_old_receipts_and_watermarks_into_ranges_without_a_term(database_url: str) -> None:
+    from alembic import command
+
+    from litwatch.store import engine as db
+
+    eng = db.make_engine(database_url)
+    cfg = db._alembic_config(eng)  # noqa: SLF001 - the configuration `litwatch init` uses
+    command.upgrade(cfg, "0005")
+    started = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    with eng.begin() as conn:
+        for name, lo, hi, status in [("a", D(2025, 1, 1), D(2025, 1, 31), "ok"), ("a", D(2025, 1, 28), D(2025, 2, 7), "ok"),
+                                     ("a", D(2025, 2, 4), D(2025, 3, 1), "failed"), ("a", D(2020, 1, 1), D(2020, 6, 1), "ok"),
+                                     ("b", D(2025, 1, 1), D(2025, 2, 1), "dry-run")]:
+            conn.execute(sa.text("INSERT INTO runs (query_name, started_at, window_from, window_to, status, search_count, "
+                                 "ids_seen, fetched, new, known, missing, requests, retries, duration_s) VALUES "
+                                 "(:n, :s, :lo, :hi, :st, 0, 0, 0, 0, 0, 0, 0, 0, 0)"),
+                         {"n": name, "s": started, "lo": lo, "hi": hi, "st": status})
+        conn.execute(sa.text("INSERT INTO query_state (query_name, watermark) VALUES ('a', :w), ('b', :v)"),
+                     {"w": D(2025, 2, 7), "v": D(2025, 2, 1)})
+    command.upgrade(cfg, "head")
+    with eng.connect() as conn:
+        assert ledger.ranges(conn, "a", "crdt") == [(D(2020, 1, 1), D(2020, 6, 1)), (D(2025, 1, 1), D(2025, 2, 7))]
+        assert ledger.ranges(conn, "b", "crdt") == [(D(2025, 2, 1), D(2025, 2, 1))]  # a watermark with no ok run
+        assert conn.execute(sa.text("SELECT count(*) FROM query_coverage WHERE term_sha256 IS NOT NULL")).scalar() == 0
+        assert conn.execute(sa.text("SELECT updated, update_requests FROM runs LIMIT 1")).one() == (0, 0)
+    command.downgrade(cfg, "0005")
+    command.upgrade(cfg, "head")
+    eng.dispose()

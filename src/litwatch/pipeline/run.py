@@ -232,7 +232,7 @@ def run_query(
     with engine.begin() as conn:
         ledger.adopt_legacy(conn, query.name, query.term, clock())
         windows = plan_windows(conn, query, "crdt", today, overlap_days, since)
-        updates = plan_windows(conn, query, "mdat", today, overlap_days, None)
+        updates = plan_windows(conn, query, "mdat", today, 0, None)  # NCBI dates a revision as it makes it
         receipt = Receipt(query.name, min((w[0] for w in windows), default=today),
                           max((w[1] for w in windows), default=today), dry_run=dry_run)
         if holder is not None:

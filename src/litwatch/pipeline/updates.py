@@ -4,9 +4,12 @@ Runs search by create date, so without this a paper is fetched once and never ag
 retraction (``RetractionIn``, PublicationType "Retracted Publication"), an expression of concern,
 an erratum, finished MeSH indexing would never reach the store. So each run also searches the
 saved term over modification dates (``[mdat]``) in the windows the ledger says are not yet
-covered (kind ``mdat``, same rules as create dates: usually one ESearch from the last pass minus
-the overlap to today), and re-fetches only the papers among the hits that are already stored and
-were not fetched by this very run. ``save_batch`` keeps what changed (papers.retracted, the
+covered (kind ``mdat``, same rules as create dates: usually one ESearch, from the day the last
+pass ended to today; NCBI dates a revision when it makes it, so no longer overlap is needed), and
+re-fetches only the papers among the hits that are already stored and were not fetched by this
+very run. A query's first pass reaches back to its origin: on a new query everything was just
+fetched, so nothing is asked again; after the upgrade to the ledger, every stored paper it
+matches is fetched once. ``save_batch`` keeps what changed (papers.retracted, the
 corrections links, publication types, MeSH headings...), those papers are re-tagged, and deletion
 notices mark their papers deleted. Nothing new is stored here: new papers are the create-date
 pass's work.

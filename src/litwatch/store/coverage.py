@@ -49,8 +49,9 @@ def merge(ranges: Iterable[Range]) -> list[Range]:
     return out
 
 
-def gaps(covered: Sequence[Range], lo: dt.date, hi: dt.date, *, overlap: int = 0) -> list[Range]:
-    """The parts of [lo, hi] outside ``covered``; a gap after a range starts ``overlap`` days inside it."""
+def gaps(covered: Sequence[Range], lo: dt.date, hi: dt.date, *, overlap: int | None = None) -> list[Range]:
+    """The parts of [lo, hi] outside ``covered``; with ``overlap``, a gap after a range starts that
+    many days before the range's last day (0: on its last day)."""
     found: list[Range] = []
     cursor = lo
     for start, end in merge(covered):
@@ -63,7 +64,7 @@ def gaps(covered: Sequence[Range], lo: dt.date, hi: dt.date, *, overlap: int = 0
         cursor = max(cursor, end + _DAY)
     if cursor <= hi:
         found.append((cursor, hi))
-    if overlap:
+    if overlap is not None:
         ends = {end + _DAY: end for _start, end in merge(covered)}
         found = [(max(lo, ends[g0] - dt.timedelta(days=overlap)) if g0 in ends else g0, g1) for g0, g1 in found]
     return merge(found)
@@ -71,7 +72,7 @@ def gaps(covered: Sequence[Range], lo: dt.date, hi: dt.date, *, overlap: int = 0
 
 def to_search(covered: Sequence[Range], lo: dt.date, today: dt.date, overlap: int) -> list[Range]:
     """The windows a run searches: the gaps in [lo, today], and always the last ``overlap`` days
-    before today's coverage ends (a paper created today may be indexed tomorrow)."""
+    before (and the last day of) today's coverage (a paper created today may be indexed tomorrow)."""
     windows = gaps(covered, lo, today + _DAY, overlap=overlap)
     return [(g0, min(g1, today)) for g0, g1 in windows if g0 <= today]
 
