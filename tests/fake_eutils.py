@@ -200,11 +200,13 @@ class FakeEutils(Loopback):
         revised = date(*map(int, found.groups())) if found else crdt
         return max(crdt, revised)
 
-    def revise(self, pmid: int, *, on: date, retracted_by: int | None = None) -> bytes:
+    def revise(self, pmid: int, *, on: date, retracted_by: int | None = None,
+               links: Iterable[tuple[str, int]] = ()) -> bytes:
         """Replace the record with PubMed's revised copy of ``on``; returns the new XML.
 
         ``retracted_by``: the PMID of a retraction notice, linked as RetractionIn, and the record
         gains PublicationType "Retracted Publication" (what NCBI adds when a paper is retracted).
+        ``links``: more CommentsCorrections, as (RefType, PMID): ErratumIn, ExpressionOfConcernIn...
         """
         crdt, xml = self.records[pmid]
         stamp = f"<DateRevised><Year>{on.year}</Year><Month>{on.month:02d}</Month><Day>{on.day:02d}</Day></DateRevised>"
@@ -212,8 +214,10 @@ class FakeEutils(Loopback):
         if retracted_by is not None:
             xml = xml.replace(b"</PublicationTypeList>", b'<PublicationType UI="D016441">Retracted Publication'
                               b"</PublicationType></PublicationTypeList>", 1)
-            link = (f'<CommentsCorrections RefType="RetractionIn"><RefSource>Retraction notice</RefSource>'
-                    f'<PMID Version="1">{retracted_by}</PMID></CommentsCorrections>').encode()
+            links = [("RetractionIn", retracted_by), *links]
+        for ref_type, ref_pmid in links:
+            link = (f'<CommentsCorrections RefType="{ref_type}"><RefSource>{ref_type} notice</RefSource>'
+                    f'<PMID Version="1">{ref_pmid}</PMID></CommentsCorrections>').encode()
             if b"<CommentsCorrectionsList>" in xml:
                 xml = xml.replace(b"<CommentsCorrectionsList>", b"<CommentsCorrectionsList>" + link, 1)
             else:

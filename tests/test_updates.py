@@ -89,3 +89,28 @@ def test_a_revised_paper_is_tagged_again(engine: Engine, fake_eutils: FakeEutils
     with engine.connect() as conn:
         tags = set(conn.execute(sa.text("SELECT tag FROM paper_tags WHERE paper_pmid = :p"), {"p": GREEK}).scalars())
     assert "TP53" in tags
+
+
+def test_errata_concerns_and_finished_indexing_are_marked_on_the_stored_paper(
+    engine: Engine, fake_eutils: FakeEutils
+) -> None:
+    indexed = 38833988  # a real in-process record: no MeSH headings yet
+    load_real_records(fake_eutils, DAY - dt.timedelta(days=2))
+    run_on(engine, fake_eutils, DAY)
+    crdt, xml = fake_eutils.records[indexed]
+    mesh = (b'<MeshHeadingList><MeshHeading><DescriptorName UI="D016158" MajorTopicYN="Y">Genes, p53'
+            b"</DescriptorName></MeshHeading></MeshHeadingList></MedlineCitation>")
+    fake_eutils.add_record(indexed, crdt, xml.replace(b"</MedlineCitation>", mesh, 1))
+    fake_eutils.revise(indexed, on=DAY + dt.timedelta(days=2),
+                       links=[("ErratumIn", 40000002), ("ExpressionOfConcernIn", 40000003)])
+    receipt = run_on(engine, fake_eutils, DAY + dt.timedelta(days=4))
+    assert receipt.updated == 1
+    retracted, _types, links = paper(engine, indexed)
+    assert not retracted and {("ErratumIn", 40000002), ("ExpressionOfConcernIn", 40000003)} <= links
+    with engine.connect() as conn:
+        headings = set(conn.execute(sa.text("SELECT descriptor_name FROM mesh_headings WHERE paper_pmid = :p"),
+                                    {"p": indexed}).scalars())
+        revised, updated_at = conn.execute(sa.text("SELECT date_revised, updated_at FROM papers WHERE pmid = :p"),
+                                           {"p": indexed}).one()
+    assert headings == {"Genes, p53"}
+    assert str(revised) == str(DAY + dt.timedelta(days=2)) and str(updated_at).startswith(str(DAY + dt.timedelta(days=4)))
