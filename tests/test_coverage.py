@@ -243,3 +243,17 @@ def test_migration_0007_turns_old_receipts_and_watermarks_into_ranges_without_a_
     command.downgrade(cfg, "0005")
     command.upgrade(cfg, "head")
     eng.dispose()
+
+
+def test_a_dry_run_counts_the_gaps_and_leaves_the_ledger_as_it_was(engine: Engine, pubmed: FakeEutils) -> None:
+    today = D(2025, 6, 1)
+    with engine.begin() as conn:
+        conn.execute(ledger.coverage.insert().values(query_name="human-studies", kind="crdt", term_sha256=None,
+                                                     covered_from=D(2020, 1, 1), covered_to=D(2025, 5, 25),
+                                                     recorded_at=dt.datetime(2025, 5, 25, tzinfo=dt.UTC)))
+    dry = runner.run_query(engine, client_for(pubmed), query(FEMALE, today), today=today, dry_run=True)
+    assert dry.ok and (dry.window_from, dry.window_to) == (D(2025, 5, 22), today)
+    assert dry.search_count == len(matching(pubmed, FEMALE, today, D(2025, 5, 22))) and stored(engine) == set()
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(ledger.coverage.c.term_sha256, ledger.coverage.c.covered_to)).all()
+    assert [tuple(r) for r in rows] == [(None, D(2025, 5, 25))]

@@ -230,7 +230,6 @@ def run_query(
     started = time.monotonic()
     requests0, retries0 = client.requests_made, client.retries
     with engine.begin() as conn:
-        ledger.adopt_legacy(conn, query.name, query.term, clock())
         windows = plan_windows(conn, query, "crdt", today, overlap_days, since)
         updates = plan_windows(conn, query, "mdat", today, 0, None)  # NCBI dates a revision as it makes it
         receipt = Receipt(query.name, min((w[0] for w in windows), default=today),
@@ -280,6 +279,7 @@ def run_query(
         receipt.duration_s = round(time.monotonic() - started, 3)
         with engine.begin() as conn:
             if receipt.ok and not dry_run:
+                ledger.adopt_legacy(conn, query.name, query.term, clock())  # ranges planned with them
                 ledger.add(conn, query.name, "crdt", query.term, windows, clock())
                 ledger.add(conn, query.name, "mdat", query.term, updates, clock())
                 covered = ledger.ranges(conn, query.name, "crdt", ledger.fingerprint(query.term))
