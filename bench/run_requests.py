@@ -1,6 +1,7 @@
 """HTTP requests per `litwatch run` against the fewest possible, over a loopback fake E-utilities.
 
-The fewest possible for a window is one search plus one efetch per batch of new ids; a window
+The fewest possible for a window is one search plus one efetch per batch of new ids (the update
+pass that follows is counted apart, by bench/update_pass.py); a window
 over ESearch's 9,999 ids needs one search to learn its Count and one per part that fits. The client runs with its real rate
 limit (3 requests/s without an API key); the fake answers 429 to any request that breaks
 NCBI's limit, so a ratio of 1.00 with "429 answers: 0" means nothing was wasted or refused.
@@ -61,10 +62,11 @@ def main() -> None:
             fits = max(1, math.ceil(receipt.ids_seen / runner.ESEARCH_CAP))
             windows = fits + (1 if fits > 1 else 0)
             minimum = windows + math.ceil(receipt.new / BATCH)
-            total_made += receipt.requests
+            made = receipt.requests - receipt.update_requests
+            total_made += made
             total_min += minimum
-            print(f"{label:38s} requests {receipt.requests:3d}  minimum {minimum:3d}  "
-                  f"ratio {receipt.requests / minimum:.2f}  retries {receipt.retries}  "
+            print(f"{label:38s} requests {made:3d}  minimum {minimum:3d}  "
+                  f"ratio {made / minimum:.2f}  retries {receipt.retries}  "
                   f"({receipt.windows} searches, {receipt.new} new, {time.perf_counter() - started:.1f} s)")
         print(f"all runs: {total_made} requests for a minimum of {total_min}: ratio {total_made / total_min:.2f} "
               f"(target 1.00); 429 answers: {fake.refused}")

@@ -5,7 +5,8 @@ in-memory PubMed: ``records[pmid] = (create_date, PubmedArticle XML bytes)``, lo
 recorded efetch answers and cloned under fresh PMIDs to build large collections.
 
 It answers ``esearch.fcgi`` (GET or POST; the ``(term) AND ("YYYY/MM/DD"[crdt] : "YYYY/MM/DD"[crdt])``
-window form or mindate/maxdate; retmax capped at 9,999 ids while Count tells the full number;
+window form, the same on [mdat] (the record's DateRevised, never before its create date), or
+mindate/maxdate; retmax capped at 9,999 ids while Count tells the full number;
 retstart; usehistory) and ``efetch.fcgi`` (ids, or WebEnv + query_key + retstart + retmax), in the
 exact shapes of recorded answers. Every request is logged; ``inject`` makes requests fail.
 
@@ -13,6 +14,10 @@ Which records a term finds: the PMIDs pinned in ``terms[term]`` if any; otherwis
 ``FakeEutils(evaluate=True)``, the records the term really matches, evaluated the way PubMed reads
 it (``fake_pubmed_search``; a term it cannot read gets an ``<ERROR>`` answer); otherwise every
 record (or none with ``strict_terms``), which suits tests about paging, faults and volume.
+
+PubMed revises records: ``revise(pmid, on=day, retracted_by=...)`` replaces a record with a revised
+copy (DateRevised ``day``; a RetractionIn link and PublicationType "Retracted Publication" when
+retracted), as NCBI does when a retraction notice is published, so an [mdat] window finds it.
 
     with FakeEutils() as fake:
         fake.add_records_from_file(path, crdt=date(2025, 1, 6))
@@ -67,9 +72,11 @@ RETSTART_ERROR = (
 RATE_LIMIT_BODY = b'{"error":"API rate limit exceeded","api-key":"127.0.0.1","count":"4","limit":"3"}'
 
 _WINDOW = re.compile(
-    r'^\((?P<term>.*)\) AND \("(?P<lo>\d{4}/\d{2}/\d{2})"\[crdt\] : "(?P<hi>\d{4}/\d{2}/\d{2})"\[crdt\]\)$',
+    r'^\((?P<term>.*)\) AND \("(?P<lo>\d{4}/\d{2}/\d{2})"\[(?P<field>crdt|mdat)\] : '
+    r'"(?P<hi>\d{4}/\d{2}/\d{2})"\[(?P=field)\]\)$',
     re.DOTALL | re.IGNORECASE,
 )
+_DATE_REVISED = re.compile(rb"<DateRevised>\s*<Year>(\d+)</Year>\s*<Month>(\d+)</Month>\s*<Day>(\d+)</Day>\s*</DateRevised>")
 _RECORD = re.compile(rb"<(PubmedArticle|PubmedBookArticle)>.*?</\1>", re.DOTALL)
 _CITATION = re.compile(rb"<MedlineCitation[ >].*?</MedlineCitation>", re.DOTALL)
 _OWN_PMID = re.compile(rb'<PMID Version="(\d+)">(\d+)</PMID>')
@@ -186,6 +193,39 @@ class FakeEutils(Loopback):
             made.append(self.clone_record(source, first_pmid + index, day))
         return made
 
+    def revised_on(self, pmid: int) -> date:
+        """The record's [mdat]: its DateRevised, never before its create date."""
+        crdt, xml = self.records[pmid]
+        found = _DATE_REVISED.search(xml)
+        revised = date(*map(int, found.groups())) if found else crdt
+        return max(crdt, revised)
+
+    def revise(self, pmid: int, *, on: date, retracted_by: int | None = None,
+               links: Iterable[tuple[str, int]] = ()) -> bytes:
+        """Replace the record with PubMed's revised copy of ``on``; returns the new XML.
+
+        ``retracted_by``: the PMID of a retraction notice, linked as RetractionIn, and the record
+        gains PublicationType "Retracted Publication" (what NCBI adds when a paper is retracted).
+        ``links``: more CommentsCorrections, as (RefType, PMID): ErratumIn, ExpressionOfConcernIn...
+        """
+        crdt, xml = self.records[pmid]
+        stamp = f"<DateRevised><Year>{on.year}</Year><Month>{on.month:02d}</Month><Day>{on.day:02d}</Day></DateRevised>"
+        xml = _DATE_REVISED.sub(stamp.encode(), xml, count=1)
+        if retracted_by is not None:
+            xml = xml.replace(b"</PublicationTypeList>", b'<PublicationType UI="D016441">Retracted Publication'
+                              b"</PublicationType></PublicationTypeList>", 1)
+            links = [("RetractionIn", retracted_by), *links]
+        for ref_type, ref_pmid in links:
+            link = (f'<CommentsCorrections RefType="{ref_type}"><RefSource>{ref_type} notice</RefSource>'
+                    f'<PMID Version="1">{ref_pmid}</PMID></CommentsCorrections>').encode()
+            if b"<CommentsCorrectionsList>" in xml:
+                xml = xml.replace(b"<CommentsCorrectionsList>", b"<CommentsCorrectionsList>" + link, 1)
+            else:
+                xml = xml.replace(b"</MedlineCitation>", b"<CommentsCorrectionsList>" + link
+                                  + b"</CommentsCorrectionsList></MedlineCitation>", 1)
+        self.add_record(pmid, crdt, xml)
+        return xml
+
     # -- the request log --------------------------------------------------------------------------
     def count(self, endpoint: str | None = None) -> int:
         """Requests received so far, all of them or those to one endpoint (``"efetch.fcgi"``)."""
@@ -217,9 +257,10 @@ class FakeEutils(Loopback):
             return _error_body("esearch.fcgi", RETSTART_ERROR)
         retmax = int(params.get("retmax", 20))
         lo = hi = None
+        field = "crdt"
         window = _WINDOW.match(term)
         if window:
-            term, lo, hi = window["term"].strip(), window["lo"], window["hi"]
+            term, lo, hi, field = window["term"].strip(), window["lo"], window["hi"], window["field"].lower()
         elif params.get("mindate") and params.get("maxdate"):
             lo, hi = params["mindate"], params["maxdate"]
         key = " ".join(term.split())
@@ -236,8 +277,9 @@ class FakeEutils(Loopback):
             candidates = []
         else:
             candidates = list(self.records)
+        when = self.revised_on if field == "mdat" else (lambda p: self.records[p][0])
         matches = sorted(
-            (p for p in candidates if first <= self.records[p][0] <= last),
+            (p for p in candidates if first <= when(p) <= last),
             key=lambda p: (self.records[p][0], p),
             reverse=True,
         )
@@ -249,7 +291,8 @@ class FakeEutils(Loopback):
                 self._history[webenv] = matches
             parts.append(f"<QueryKey>1</QueryKey><WebEnv>{webenv}</WebEnv>")
         parts.append("<IdList>\n" + "".join(f"<Id>{p}</Id>\n" for p in ids) + "</IdList>" if ids else "<IdList/>")
-        translation = f"({term}) AND {lo}:{hi}[Date - Create]" if lo else term
+        label = "Modification" if field == "mdat" else "Create"
+        translation = f"({term}) AND {lo}:{hi}[Date - {label}]" if lo else term
         parts.append(f"<TranslationSet/><QueryTranslation>{escape(translation)}</QueryTranslation>")
         if not matches and key not in self.terms and self.strict_terms:
             parts.append(

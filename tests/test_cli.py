@@ -94,8 +94,8 @@ def test_run_end_to_end_against_a_loopback_eutils(runner: CliRunner, fake_eutils
     assert "migraine-immunology" in result.output and " ok" in result.output
     again = invoke(runner, "run", "--query", "migraine-immunology")
     line = next(l for l in again.output.splitlines() if l.startswith("migraine-immunology"))
-    assert again.output.split()[:4] == ["query", "window", "new", "status"]
-    assert line.split()[2] == "0"  # the second run stores nothing new
+    assert again.output.split()[:5] == ["query", "window", "new", "updated", "status"]
+    assert line.split()[2:4] == ["0", "0"]  # the second run stores nothing new, and nothing was revised
 
 
 def test_run_without_an_email_is_a_config_error(runner: CliRunner) -> None:
@@ -202,10 +202,11 @@ def test_run_table_fits_the_terminal(runner: CliRunner, fake_eutils: FakeEutils,
     result = invoke(runner, "run")
     assert result.exit_code == 0, result.output
     assert widest(result.output) <= columns
-    assert header(result.output, "query") == ["query", "window", "new", "status"]
+    assert header(result.output, "query") == ["query", "window", "new", "updated", "status"]
     wide = invoke(runner, "run", "--wide")
     assert header(wide.output, "query") == ["query", "window", "count", "seen", "fetched", "new", "known",
-                                            "missing", "requests", "retries", "seconds", "status"]
+                                            "missing", "updated", "requests", "update_requests", "retries",
+                                            "seconds", "status"]
 
 
 @pytest.mark.parametrize("columns", [80, 120])

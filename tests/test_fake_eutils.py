@@ -153,6 +153,24 @@ def test_the_create_date_window_litwatch_appends_is_evaluated(pubmed: FakeEutils
     assert found(pubmed, f'{term} AND ("2015/09/01"[dp] : "2015/10/31"[dp])')[0] == 11
 
 
+@pytest.mark.parametrize("evaluate", [True, False], ids=["evaluated", "pinned"])
+def test_a_revised_record_is_found_by_its_modification_date_and_fetched_retracted(evaluate: bool) -> None:
+    with FakeEutils(evaluate=evaluate) as fake:
+        pmids = fake.add_records_from_file(PUBMED / "metapub" / "35856662.xml", crdt=CREATED)
+        term = "lactamases[tiab]"
+        fake.terms.update({} if evaluate else {term: pmids})
+        after = (dt.date(2026, 11, 10), dt.date(2026, 11, 30))
+        assert found(fake, window_term(term, *after, "mdat")) == (0, [])  # revised in 2022, created Nov 2
+        fake.revise(35856662, on=dt.date(2026, 11, 20), retracted_by=40000001)
+        assert found(fake, window_term(term, *after, "mdat")) == (1, [35856662])
+        assert found(fake, window_term(term, dt.date(2026, 11, 21), dt.date(2026, 11, 30), "mdat")) == (0, [])
+        assert found(fake, window_term(term, CREATED, CREATED)) == (1, [35856662])  # its create date stays
+        client = EutilsClient(fake.url, "librarian@example.org", sleep=lambda s: None)
+        (record,) = [r for r in parse_bytes(client.efetch([35856662])) if isinstance(r, PaperRecord)]
+        assert record.is_retracted and record.date_revised == dt.date(2026, 11, 20)
+        assert ("RetractionIn", 40000001) in {(c.ref_type, c.pmid) for c in record.corrections}
+
+
 def test_a_term_the_fake_cannot_read_gets_an_error_answer_not_a_guess(pubmed: FakeEutils) -> None:
     answer = requests.post(pubmed.url + "esearch.fcgi", data={"db": "pubmed", "term": tsv_term(19)}, timeout=5)
     assert answer.status_code == 200

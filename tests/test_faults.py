@@ -101,7 +101,8 @@ def test_the_run_searches_again_when_the_history_is_lost(tmp_path: Path, fake: F
     assert receipt.retries == 1 and receipt.search_count == len(fake.records)
     # the receipt adds up: the first batch, stored before the history was lost, counts as new, once
     assert (receipt.new, receipt.known, receipt.missing) == (len(fake.records), 0, [])
-    assert fake.count("esearch.fcgi") == 2
+    searches = [r.params["term"] for r in fake.requests if r.endpoint == "esearch.fcgi"]
+    assert sum("[crdt]" in t for t in searches) == 2 and sum("[mdat]" in t for t in searches) == 1  # + update pass
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM papers")).scalar_one() == len(fake.records)
 

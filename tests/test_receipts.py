@@ -129,7 +129,7 @@ def test_litwatch_run_and_run_due_report_a_query_held_elsewhere_as_skipped_and_e
     env = command_env(tmp_path, fake_eutils, database_url)
     done = subprocess.run([*LITWATCH, "run"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    row = next(line for line in done.stdout.splitlines() if line.startswith("migraine-"))  # name clipped
+    row = next(line for line in done.stdout.splitlines() if line.startswith("migrain"))  # name clipped
     assert row.endswith("skipped (running in other-host:4242:ab)") and "FAILED" not in done.stdout
     assert "skipped 1 query running in another process: migraine-immunology (in other-host:4242:ab)" in done.stdout
     assert "error" not in done.stderr

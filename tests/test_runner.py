@@ -63,8 +63,9 @@ def test_first_run_then_a_week_later_only_the_new_papers(engine: Engine, fake_eu
     assert first.ids_seen == len(real) and first.new == len(real) and first.missing == []
     assert stored_pmids(engine) == set(real)
     assert watermark(engine) == TODAY
-    # one search, then one efetch per batch of 5 new ids: nothing wasted
-    assert first.requests == 1 + -(-len(real) // 5) == fake_eutils.count()
+    # one search, one efetch per batch of 5 new ids, one update search (all just fetched): nothing wasted
+    assert first.requests == 1 + -(-len(real) // 5) + 1 == fake_eutils.count()
+    assert (first.update_requests, first.updated) == (1, 0)
 
     later = TODAY + dt.timedelta(days=7)
     fresh = fake_eutils.add_clones(3, first_pmid=90_000_001, crdt=later - dt.timedelta(days=1))
@@ -73,7 +74,8 @@ def test_first_run_then_a_week_later_only_the_new_papers(engine: Engine, fake_eu
     assert second.ok, second.error
     assert second.window_from == TODAY - dt.timedelta(days=3)  # overlap absorbs late indexing
     assert (second.ids_seen, second.new, second.known) == (3, 3, 0)
-    assert fake_eutils.count("efetch.fcgi") == 1
+    assert fake_eutils.count("efetch.fcgi") == 1  # nothing stored was revised since the first run
+    assert (second.update_requests, second.updated) == (1, 0)
     assert stored_pmids(engine) == set(real) | set(fresh)
     with engine.connect() as conn:
         hits = conn.execute(sa.text("SELECT count(*) FROM query_hits WHERE query_name = :q"), {"q": QUERY.name})
@@ -172,12 +174,16 @@ def test_dry_run_counts_without_fetching_or_moving_the_watermark(engine: Engine,
     assert stored_pmids(engine) == set() and watermark(engine) is None
 
 
-@pytest.mark.parametrize("since", [dt.date(2026, 11, 1)])
-def test_since_backfills_without_moving_the_watermark(engine: Engine, fake_eutils: FakeEutils, since: dt.date) -> None:
+def test_since_backfills_from_that_date_and_the_ledger_keeps_the_range(engine: Engine, fake_eutils: FakeEutils) -> None:
+    from litwatch.store import coverage
+
+    since = dt.date(2001, 11, 1)
     load_real_records(fake_eutils, TODAY - dt.timedelta(days=2))
     receipt = runner.run_query(engine, client_for(fake_eutils), QUERY, today=TODAY, since=since)
-    assert receipt.ok and receipt.window_from == since
-    assert watermark(engine) is None
+    assert receipt.ok and (receipt.window_from, receipt.window_to) == (since, TODAY)
+    with engine.connect() as conn:
+        assert coverage.ranges(conn, QUERY.name, "crdt", coverage.fingerprint(QUERY.term)) == [(since, TODAY)]
+    assert watermark(engine) == TODAY
 
 
 def test_a_run_tags_what_it_stores(engine: Engine, fake_eutils: FakeEutils) -> None:

@@ -1,7 +1,7 @@
 """rate_budget: NCBI's request budget shared by every host on one PostgreSQL store
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-07 00:45:00
 
 NCBI counts requests per IP address and per API key. Processes on one machine share the budget
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0008'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

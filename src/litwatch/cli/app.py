@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 # name: (module under litwatch.cli, attribute, its --help summary for `litwatch --help`).
 # The summary saves importing every command to list them; tests/test_cli.py pins it to the help.
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "coverage": ("coverage", "coverage_command",
+                 "Show the dates each saved query's term has searched completely, and the gaps left."),
     "digest": ("digest", "digest_command", "Digests of new papers for the research groups in groups.toml."),
     "export": ("search", "export_command",
                "Export the papers matching the same filters as `search` (all of them unless --limit), newest first."),

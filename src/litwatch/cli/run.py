@@ -13,8 +13,7 @@ import click
 from litwatch.cli import tables
 from litwatch.cli.app import _Context, pass_ctx
 from litwatch.cli.app import report_problems as _report_problems
-from litwatch.errors import InputError
-from litwatch.files import queries
+from litwatch.cli.queries import select_queries
 from litwatch.pipeline import run as runner
 from litwatch.scheduling import jobs
 from litwatch.sources.europepmc import EuropePmcClient
@@ -25,7 +24,8 @@ from litwatch.store import tags as tag_store
 from litwatch.store.leases import DEFAULT_TTL as _LEASE_TTL
 
 # what says a run worked; --wide adds the search count, ids seen, requests, retries, seconds...
-_receipts_table = tables.Layout(narrow=("query", "window", "new", "status"), clip=("query",))
+# "updated": stored papers the update pass found revised by PubMed (retractions, errata, MeSH...)
+_receipts_table = tables.Layout(narrow=("query", "window", "new", "updated", "status"), clip=("query",))
 
 
 _preprints_table = tables.Layout(narrow=("preprints of", "window", "new", "status"), clip=("preprints of",))
@@ -43,11 +43,11 @@ def _print_preprint_receipts(receipts: Sequence[runner.Receipt]) -> None:
 
 
 def _print_receipts(receipts: Sequence[runner.Receipt]) -> None:
-    headers = ("query", "window", "count", "seen", "fetched", "new", "known", "missing", "requests",
-               "retries", "seconds", "status")
+    headers = ("query", "window", "count", "seen", "fetched", "new", "known", "missing", "updated", "requests",
+               "update_requests", "retries", "seconds", "status")
     rows = [
         (r.query, f"{r.window_from}..{r.window_to}", r.search_count, r.ids_seen, r.fetched, r.new, r.known,
-         len(r.missing), r.requests, r.retries, f"{r.duration_s:.1f}",
+         len(r.missing), r.updated, r.requests, r.update_requests, r.retries, f"{r.duration_s:.1f}",
          "FAILED" if not r.ok else r.status)
         for r in receipts
     ]
@@ -72,7 +72,8 @@ def _print_receipts(receipts: Sequence[runner.Receipt]) -> None:
 @click.command(name="run")
 @tables.wide_option
 @click.option("--query", "names", multiple=True, metavar="NAME", help="Run only this saved query (repeatable).")
-@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Search from this date (a backfill; the watermark stays).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]),
+              help="Search from this date (a backfill); the range enters the coverage ledger.")
 @click.option("--dry-run", is_flag=True, help="Only report counts per window; fetch and store nothing.")
 @click.option("--refetch", is_flag=True, help="Fetch papers already stored again (to pick up revisions).")
 @pass_ctx
@@ -89,16 +90,7 @@ def run_command(
     """
     settings = ctx.settings
     today = dt.date.today()
-    found, problems = queries.load_queries(settings.queries_dir, today=today)
-    bad_files = _report_problems(problems)
-    by_name = {q.name: q for q in found}
-    unknown = [n for n in names if n not in by_name]
-    if unknown:
-        raise InputError(
-            f"no valid saved query named {unknown[0]!r} in {settings.queries_dir} "
-            f"(known: {', '.join(sorted(by_name)) or 'none'}; `litwatch queries check` shows broken files)"
-        )
-    selected = [by_name[n] for n in dict.fromkeys(names)] if names else found
+    selected, bad_files = select_queries(settings, names, today)
     engine = ctx.engine()
     client = EutilsClient.from_settings(settings, budget=rate_budget.budget_for(engine, settings))
     tagger = tag_store.load_tagger(settings.vocab_dir)
@@ -204,7 +196,7 @@ def schedule_command(ctx: _Context, lease_ttl: float, watch_interval: float) -> 
     Catches up once on what fell due while it was not running, then runs each job when its cron
     schedule fires, logging one line per job. Edited files are picked up within WATCH-INTERVAL
     seconds, or at once on SIGHUP. SIGTERM or Ctrl-C finishes the job in flight and exits 0; a
-    second one stops that job at its next batch (its watermark stays).
+    second one stops that job at its next batch (the coverage ledger gains nothing from it).
     """
     from litwatch.scheduling import daemon  # APScheduler is needed by this command only
 

@@ -1,15 +1,19 @@
-"""Running saved queries against PubMed: search each window, fetch what is new, store it, advance.
+"""Running saved queries against PubMed: search what the ledger lacks, fetch what is new, store it.
 
-For each query: the window runs from its watermark minus a few days' overlap (or its start date on
-the first run) to today, by create date ([crdt]) so a late-indexed old paper still arrives. A window
-whose Count exceeds what ESearch returns (9,999 ids) is split in halves until each part fits. PMIDs
-already stored are not fetched again (unless asked); the rest are fetched in POSTed batches, each
-checked against what was asked, and each saved in its own transaction. The watermark moves only
-after every batch of the window is stored: a failed or killed run leaves it where it was, and the
-next run covers the gap while deduplication absorbs the overlap. Every run leaves a receipt, and
-every receipt adds up: found = new + known + missing, whatever runs beside it (a paper another
-process stored between this run's look-up and its save is counted known). A receipt left
-``running`` by a killed run is closed as ``interrupted`` by the next run that holds the lease.
+For each query the coverage ledger (``store/coverage.py``) says which create-date ([crdt]) ranges
+its term has searched completely; a run searches every gap from the query's origin to today, each
+reaching a few days' overlap back into the range before it so that a late-indexed paper still
+arrives (the first run searches from the query's ``start``; ``--since`` searches from that date).
+An edited term has an empty ledger of its own, so its first run searches the whole span again;
+papers already stored are not fetched again (unless asked), the rest are fetched in POSTed batches,
+each checked against what was asked and saved in its own transaction. Then the update pass
+(``updates.py``) searches the term by modification date ([mdat]) since its last pass and re-fetches
+the stored papers PubMed revised. The searched ranges enter the ledger only after everything is
+stored: a failed or killed run adds nothing, and the next run covers the gap while deduplication
+absorbs the overlap. Every run leaves a receipt, and every receipt adds up: found = new + known +
+missing, whatever runs beside it (a paper another process stored between this run's look-up and
+its save is counted known). A receipt left ``running`` by a killed run is closed as
+``interrupted`` by the next run that holds the lease.
 """
 
 from __future__ import annotations
@@ -18,50 +22,34 @@ import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from litwatch.clock import Clock, utcnow
-from litwatch.errors import EutilsError, HistoryLost, LitwatchError, StoreError
+from litwatch.errors import HistoryLost, LitwatchError, StoreError
 from litwatch.files.queries import SavedQuery
-from litwatch.records import Deletion, PaperRecord
-from litwatch.sources.pubmed_xml import parse_bytes
+from litwatch.pipeline.search import ESEARCH_CAP, Eutils, SearchAnswer, fetch_batch, search_window, window_term
+from litwatch.pipeline.updates import update_stored
+from litwatch.store import coverage as ledger
 from litwatch.store import models
 from litwatch.store import papers as store
 from litwatch.store import tags as tag_store
+from litwatch.store.coverage import Range
 from litwatch.store.engine import in_chunks
 from litwatch.tagging.tagger import Tagger
 
 if TYPE_CHECKING:
     from litwatch.pipeline.preprints import PreprintReceipt
 
-ESEARCH_CAP = 9999  # PubMed ESearch returns at most this many ids for one search
+__all__ = ["ESEARCH_CAP", "Eutils", "Receipt", "SearchAnswer", "fetch_batch", "run_query", "search_window",
+           "window_term"]
+
 SEARCH_RERUNS = 2  # times a window is searched again when NCBI's history server loses its search
 query_state = models.table(models.QueryState)
 runs = models.table(models.Run)
 query_hits = models.table(models.QueryHit)
-
-
-class SearchAnswer(Protocol):
-    count: int
-    ids: list[int]
-    warnings: list[str]
-
-
-class Eutils(Protocol):
-    """What the runner needs of litwatch.sources.eutils.EutilsClient (a seam for tests)."""
-
-    @property
-    def requests_made(self) -> int: ...
-
-    @property
-    def retries(self) -> int: ...
-
-    def esearch(self, term: str, *, retmax: int = ...) -> SearchAnswer: ...
-
-    def efetch(self, pmids: Sequence[int]) -> bytes: ...
 
 
 @dataclass
@@ -86,6 +74,8 @@ class Receipt:
     dry_run: bool = False
     skipped: str | None = None  # the holder running this query elsewhere; nothing was done here
     interrupted: list[str] = field(default_factory=list)  # earlier receipts this run closed
+    updated: int = 0  # stored papers the update pass found revised and stored anew
+    update_requests: int = 0  # E-utilities requests the update pass made (part of ``requests``)
     preprints: PreprintReceipt | None = None  # the query's Europe PMC step (pipeline/preprints.py)
 
     @property
@@ -101,39 +91,6 @@ class Receipt:
         return "dry-run" if self.dry_run else "ok"
 
 
-def window_term(term: str, start: dt.date, end: dt.date) -> str:
-    """The saved term restricted to a create-date window, as PubMed's own syntax."""
-    return f'({term.strip()}) AND ("{start:%Y/%m/%d}"[crdt] : "{end:%Y/%m/%d}"[crdt])'
-
-
-def search_window(
-    client: Eutils, term: str, start: dt.date, end: dt.date, receipt: Receipt
-) -> set[int]:
-    """Every PMID the term finds in [start, end]; halves the window while PubMed would truncate."""
-    answer = client.esearch(window_term(term, start, end), retmax=ESEARCH_CAP)
-    receipt.windows += 1
-    for warning in answer.warnings:
-        if warning not in receipt.warnings:
-            receipt.warnings.append(warning)
-    if answer.count <= ESEARCH_CAP:
-        if len(answer.ids) < answer.count:
-            raise EutilsError(
-                f"ESearch said Count={answer.count} for {start}..{end} but returned {len(answer.ids)} ids; "
-                "refusing to treat the rest as absent"
-            )
-        receipt.search_count += answer.count
-        return set(answer.ids)
-    if start == end:
-        raise EutilsError(
-            f"{answer.count} papers were created on {start} alone, more than ESearch's {ESEARCH_CAP}; "
-            "narrow the query (it cannot be split further by date)"
-        )
-    middle = start + (end - start) // 2
-    return search_window(client, term, start, middle, receipt) | search_window(
-        client, term, middle + dt.timedelta(days=1), end, receipt
-    )
-
-
 def get_watermark(conn: Connection, name: str) -> dt.date | None:
     return conn.execute(
         sa.select(query_state.c.watermark).where(query_state.c.query_name == name)
@@ -146,15 +103,16 @@ def _set_state(conn: Connection, name: str, values: dict[str, object]) -> None:
         conn.execute(query_state.insert().values(query_name=name, **values))
 
 
-def window_for(
-    conn: Connection, query: SavedQuery, today: dt.date, overlap_days: int, since: dt.date | None
-) -> tuple[dt.date, dt.date]:
-    if since is not None:
-        return since, today
-    watermark = get_watermark(conn, query.name)
-    if watermark is None:
-        return min(query.start, today), today
-    return min(watermark - dt.timedelta(days=overlap_days), today), today
+def plan_windows(
+    conn: Connection, query: SavedQuery, kind: str, today: dt.date, overlap_days: int, since: dt.date | None
+) -> list[Range]:
+    """The windows of ``kind`` (crdt or mdat) a run of ``query`` searches: the ledger's gaps (for
+    crdt, those of the query's current term), or [since, today] for a backfill of create dates."""
+    if since is not None and kind == "crdt":
+        return [(min(since, today), today)]
+    covered = ledger.ranges(conn, query.name, kind, ledger.fingerprint(query.term) if kind == "crdt" else None)
+    return ledger.to_search(covered, min(ledger.origin(conn, query.name, query.start, kind), today), today,
+                            overlap_days)
 
 
 def record_hits(conn: Connection, name: str, pmids: Sequence[int], run_id: int, now: dt.datetime) -> None:
@@ -188,25 +146,6 @@ def record_hits(conn: Connection, name: str, pmids: Sequence[int], run_id: int, 
         )
 
 
-def fetch_batch(client: Eutils, pmids: Sequence[int]) -> tuple[list[PaperRecord], list[int]]:
-    """Fetch and parse a batch; ask once more for PMIDs the answer lacked. Returns (records, missing).
-
-    The one place fetched answers become records: the client returns them verified, as bytes.
-    """
-    wanted = set(pmids)
-    records: dict[int, PaperRecord] = {}
-    for _attempt in range(2):
-        ask = sorted(wanted - records.keys())
-        if not ask:
-            break
-        for item in parse_bytes(client.efetch(ask)):
-            if isinstance(item, Deletion):
-                continue
-            if item.pmid in wanted:
-                records[item.pmid] = item
-    return list(records.values()), sorted(wanted - records.keys())
-
-
 def close_interrupted(conn: Connection, name: str, holder: str, now: dt.datetime) -> list[str]:
     """Close as ``interrupted`` every receipt of ``name`` still ``running`` under another holder.
 
@@ -224,7 +163,7 @@ def close_interrupted(conn: Connection, name: str, holder: str, now: dt.datetime
     for row in stale:
         who = row.holder or "a process that recorded no holder"
         error = (f"interrupted: {who} stopped without finishing this run (killed?); closed at "
-                 f"{now:%Y-%m-%d %H:%M:%S} UTC by {holder}; the watermark stayed, later runs cover the window")
+                 f"{now:%Y-%m-%d %H:%M:%S} UTC by {holder}; nothing entered the coverage ledger, later runs cover the window")
         conn.execute(runs.update().where(runs.c.id == row.id, runs.c.status == "running")
                      .values(status="interrupted", finished_at=now, error=error))
         closed.append(f"run {row.id} started {row.started_at:%Y-%m-%d %H:%M:%S} UTC by {who} was interrupted")
@@ -264,6 +203,8 @@ def _finish_run(conn: Connection, run_id: int, receipt: Receipt, now: dt.datetim
             duration_s=receipt.duration_s,
             status=receipt.status,
             error=receipt.error,
+            updated=receipt.updated,
+            update_requests=receipt.update_requests,
             warnings="\n".join(receipt.warnings) or None,
             missing_pmids=",".join(map(str, receipt.missing)) or None,
         )
@@ -294,21 +235,28 @@ def run_query(
     started = time.monotonic()
     requests0, retries0 = client.requests_made, client.retries
     with engine.begin() as conn:
-        start, end = window_for(conn, query, today, overlap_days, since)
-        receipt = Receipt(query.name, start, end, dry_run=dry_run)
+        windows = plan_windows(conn, query, "crdt", today, overlap_days, since)
+        updates = plan_windows(conn, query, "mdat", today, 0, None)  # NCBI dates a revision as it makes it
+        receipt = Receipt(query.name, min((w[0] for w in windows), default=today),
+                          max((w[1] for w in windows), default=today), dry_run=dry_run)
         if holder is not None:
             receipt.interrupted = close_interrupted(conn, query.name, holder, clock())
         run_id = _start_run(conn, receipt, clock(), holder)
     reruns = 0
+    fresh: set[int] = set()  # fetched by this run: the update pass need not ask for them again
     try:
         while True:
-            ids = sorted(search_window(client, query.term, start, end, receipt))
+            found: set[int] = set()
+            for lo, hi in windows:
+                found |= search_window(client, query.term, lo, hi, receipt)
+            ids = sorted(found)
             receipt.ids_seen = len(ids)
             if dry_run:
                 break
             new_before = receipt.new  # stored as new by an earlier pass of this run
             try:
-                _fetch_and_store(engine, client, query, ids, receipt, run_id, batch_size, refetch, tagger, clock, progress)
+                fresh |= _fetch_and_store(engine, client, query, ids, receipt, run_id, batch_size, refetch, tagger,
+                                          clock, progress)
                 receipt.known -= new_before  # the look-up found them stored, but this run stored them
                 break
             except HistoryLost:
@@ -318,13 +266,15 @@ def run_query(
                 reruns += 1
                 receipt.search_count = receipt.windows = 0
                 receipt.missing.clear()  # asked for again after the new search
+        if not dry_run:
+            _update_pass(engine, client, query, updates, receipt, fresh, batch_size, tagger, clock)
     except StoreError as exc:  # the database failed: recorded as for Ctrl-C below, then raised
         receipt.error = str(exc)
         raise
     except LitwatchError as exc:
         receipt.error = str(exc)
     except BaseException as exc:
-        # Ctrl-C, a bug...: the receipt says the run failed, so the watermark stays,
+        # Ctrl-C, a bug...: the receipt says the run failed, so the ledger gains nothing,
         # then the exception goes on to the caller.
         receipt.error = f"interrupted: {type(exc).__name__}: {exc}"
         raise
@@ -333,12 +283,44 @@ def run_query(
         receipt.retries = client.retries - retries0 + reruns
         receipt.duration_s = round(time.monotonic() - started, 3)
         with engine.begin() as conn:
-            if receipt.ok and not dry_run and since is None:
-                _set_state(conn, query.name, {"watermark": end, "last_success_at": clock(), "last_error": None})
+            if receipt.ok and not dry_run:
+                ledger.adopt_legacy(conn, query.name, query.term, clock())  # ranges planned with them
+                ledger.add(conn, query.name, "crdt", query.term, windows, clock())
+                ledger.add(conn, query.name, "mdat", query.term, updates, clock())
+                covered = ledger.ranges(conn, query.name, "crdt", ledger.fingerprint(query.term))
+                _set_state(conn, query.name, {"watermark": covered[-1][1], "last_success_at": clock(),
+                                              "last_error": None})
             elif not receipt.ok:
                 _set_state(conn, query.name, {"last_error": receipt.error})
             _finish_run(conn, run_id, receipt, clock())
     return receipt
+
+
+def _update_pass(
+    engine: Engine,
+    client: Eutils,
+    query: SavedQuery,
+    windows: list[Range],
+    receipt: Receipt,
+    fresh: set[int],
+    batch_size: int,
+    tagger: Tagger | None,
+    clock: Callable[[], dt.datetime],
+) -> None:
+    """The update pass (updates.py) into the receipt: its requests, the papers it updated, its warnings."""
+    before = client.requests_made
+    try:
+        done = update_stored(engine, client, query, windows, fresh=fresh, batch_size=batch_size, tagger=tagger,
+                             clock=clock)
+    finally:
+        receipt.update_requests = client.requests_made - before
+    receipt.updated = done.updated
+    receipt.warnings += [w for w in done.warnings if w not in receipt.warnings]
+    if done.missing:
+        receipt.warnings.append(f"update pass: {len(done.missing)} revised PMID(s) not returned by efetch "
+                                f"(kept as stored): {', '.join(map(str, done.missing[:20]))}")
+    if done.deleted:
+        receipt.warnings.append(f"update pass: {done.deleted} stored paper(s) deleted from PubMed, marked deleted")
 
 
 def _fetch_and_store(
@@ -353,7 +335,8 @@ def _fetch_and_store(
     tagger: Tagger | None,
     clock: Callable[[], dt.datetime],
     progress: Callable[[str, int, int], None] | None,
-) -> None:
+) -> set[int]:
+    """Fetch and store the ids not stored yet (all with ``refetch``); returns the PMIDs fetched."""
     with engine.begin() as conn:
         known = set(store.resolve_pmids(conn, ids))
         record_hits(conn, query.name, sorted(known), run_id, clock())
@@ -373,3 +356,4 @@ def _fetch_and_store(
         receipt.known += len(records) - saved.new - sum(1 for r in records if r.pmid in known)
         if progress is not None:
             progress(query.name, min(start + batch_size, len(todo)), len(todo))
+    return set(todo)

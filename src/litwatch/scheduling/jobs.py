@@ -84,7 +84,8 @@ def describe_receipt(receipt: Receipt) -> str:
     """A query receipt on one line."""
     text = (f"window {receipt.window_from}..{receipt.window_to}, {receipt.search_count} found, "
             f"{receipt.new} new, {receipt.known} known, {receipt.fetched} fetched, "
-            f"{len(receipt.missing)} missing, {receipt.requests} requests, {receipt.duration_s:.1f} s")
+            f"{len(receipt.missing)} missing, {receipt.updated} updated, {receipt.requests} requests, "
+            f"{receipt.duration_s:.1f} s")
     return text if receipt.ok else f"{text}; error: {receipt.error}"
 
 

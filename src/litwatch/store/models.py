@@ -178,7 +178,25 @@ class QueryHit(Base):
     run_id: Mapped[int | None] = mapped_column(Integer)  # the run that first found it
 
 
+class QueryCoverage(Base):
+    """The coverage ledger: date ranges a saved query has searched completely, and with which term.
 
+    ``kind`` is ``crdt`` (create dates: new papers) or ``mdat`` (modification dates: the update
+    pass). Ranges are inclusive and merged per query, kind and term. ``term_sha256`` is the
+    fingerprint of the normalised term; NULL marks a range migrated from a watermark (revision
+    0007), which the first run after the upgrade adopts for its own term.
+    """
+
+    __tablename__ = "query_coverage"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    query_name: Mapped[str] = mapped_column(Text, index=True)
+    kind: Mapped[str] = mapped_column(Text)  # crdt | mdat
+    term_sha256: Mapped[str | None] = mapped_column(Text)
+    term: Mapped[str | None] = mapped_column(Text)  # the term itself, for `litwatch queries diff`
+    covered_from: Mapped[dt.date] = mapped_column(Date)
+    covered_to: Mapped[dt.date] = mapped_column(Date)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class QueryState(Base):
@@ -217,6 +235,8 @@ class Run(Base):
     warnings: Mapped[str | None] = mapped_column(Text)
     missing_pmids: Mapped[str | None] = mapped_column(Text)
     holder: Mapped[str | None] = mapped_column(Text)  # the lease holder (host:pid:random) that ran it
+    updated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # stored papers the update pass revised
+    update_requests: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # requests of the update pass
 
 
 class PaperTag(Base):
