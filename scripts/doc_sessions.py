@@ -163,7 +163,12 @@ def daemon_session(part: int) -> None:
         split = len(out)
         shutil.copy(slips / "migraine-trpm8.toml", ws.path / "queries" / "migraine-trpm8.toml")
         until("disable what they define")
-        shutil.copy(slips / "migraine-trpm8-fixed.toml", ws.path / "queries" / "migraine-trpm8.toml")
+        target = ws.path / "queries" / "migraine-trpm8.toml"
+        before = target.stat()
+        shutil.copyfile(slips / "migraine-trpm8-fixed.toml", target)
+        # the repair has the slip's size; its old mtime keeps the file watcher from racing SIGHUP on a
+        # loaded machine, so the session shows SIGHUP's reload, the one it documents
+        os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
         process.send_signal(signal.SIGHUP)
         until("caught up")
         process.send_signal(signal.SIGTERM)

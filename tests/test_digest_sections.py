@@ -136,6 +136,18 @@ def test_a_week_whose_query_failed_says_incomplete_in_subject_and_at_the_top(
     assert html.index("Incomplete:") < html.index("Saved query")
 
 
+def test_a_week_whose_preprint_search_failed_says_incomplete_too(week: Engine, smtp_sink: Sink, tmp_path: Path) -> None:
+    run_receipt(week, "endometriosis-migraine", "ok", started=NOW - dt.timedelta(days=1))
+    with week.begin() as conn:  # its PubMed part ran; its Europe PMC step (pipeline/preprints.py) did not
+        conn.execute(models.table(models.PreprintRun).insert().values(
+            query_name="endometriosis-migraine", source="europepmc", started_at=NOW - dt.timedelta(days=1),
+            window_from=dt.date(2026, 2, 20), window_to=dt.date(2026, 3, 1), status="failed",
+            error="Europe PMC answered 503 five times"))
+    msg, text, _html = sent(week, smtp_sink, tmp_path)
+    assert subject(msg).startswith("[litwatch] headache-lab: incomplete: 1 of 2 saved queries failed; ")
+    assert text.splitlines()[4].startswith("!! Failed: endometriosis-migraine")
+
+
 def test_an_empty_week_whose_queries_failed_is_sent_and_never_says_nothing_new(
         store: Engine, smtp_sink: Sink, tmp_path: Path) -> None:
     for query in ("migraine-immunology", "endometriosis-migraine"):

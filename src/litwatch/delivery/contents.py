@@ -38,6 +38,7 @@ papers = models.table(models.Paper)
 corrections = models.table(models.Correction)
 tags = models.table(models.PaperTag)
 runs = models.table(models.Run)
+preprint_runs = models.table(models.PreprintRun)
 
 OVERLAP = dt.timedelta(days=2)
 FIRST_LOOKBACK = dt.timedelta(days=7)
@@ -95,7 +96,8 @@ def older_papers(conn: Connection, group: Group, pmids: Sequence[int], covers_fr
 
 
 def failed_queries(conn: Connection, group: Group, since: dt.datetime, until: dt.datetime) -> tuple[str, ...]:
-    """The group's saved queries whose last run started in (since, until] failed or was interrupted.
+    """The group's saved queries whose last run (or last Europe PMC step) started in (since, until]
+    failed or was interrupted.
 
     A failure mended by a later successful run in the period does not count: the watermark stayed,
     so that run searched the gap again.
@@ -107,6 +109,12 @@ def failed_queries(conn: Connection, group: Group, since: dt.datetime, until: dt
         runs.c.status.in_(("ok", *FAILED))).group_by(runs.c.query_name))
     failed = set(conn.execute(sa.select(runs.c.query_name).where(runs.c.id.in_(last), runs.c.status.in_(FAILED)))
                  .scalars())
+    last_preprints = (sa.select(sa.func.max(preprint_runs.c.id)).where(  # a failed Europe PMC step counts too
+        preprint_runs.c.query_name.in_(group.queries), preprint_runs.c.started_at > since,
+        preprint_runs.c.started_at <= until, preprint_runs.c.status.in_(("ok", "failed")))
+        .group_by(preprint_runs.c.query_name))
+    failed |= set(conn.execute(sa.select(preprint_runs.c.query_name).where(
+        preprint_runs.c.id.in_(last_preprints), preprint_runs.c.status == "failed")).scalars())
     return tuple(q for q in group.queries if q in failed)
 
 
