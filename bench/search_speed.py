@@ -17,7 +17,8 @@ affiliations are left out (nothing searches them).
 
 Without --postgres it runs on SQLite in a temporary file (or in --keep FILE, reused when it already
 holds N papers). With --postgres URL (a server; e.g. postgresql+psycopg://postgres@127.0.0.1/postgres)
-it builds database ``litwatch_bench_N`` there (kept for reruns; drop it by hand).
+it builds database ``litwatch_bench`` there (``litwatch_bench_N`` for another --size; kept for reruns,
+migrated to the newest schema when reused; drop it by hand).
 
 Build time on the 2-core development machine (shared with other work), 1,000,000 papers:
 5.5 minutes on SQLite (a 5.8 GB file), 10 minutes on PostgreSQL. Measuring takes a minute more.
@@ -41,6 +42,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from litwatch.errors import StoreError
 from litwatch.records import PaperRecord
 from litwatch.sources.pubmed_xml import iter_records
 from litwatch.store import engine as db
@@ -309,7 +311,7 @@ def _count(engine: sa.engine.Engine) -> int:
     try:
         with engine.connect() as conn:
             return int(conn.execute(sa.text("SELECT count(*) FROM papers")).scalar_one())
-    except sa.exc.DBAPIError:
+    except (sa.exc.DBAPIError, StoreError):  # no papers table yet
         return -1
 
 
@@ -323,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.postgres:
             base = sa.engine.make_url(args.postgres)
-            name = f"litwatch_bench_{args.size}"
+            name = "litwatch_bench" if args.size == 1_000_000 else f"litwatch_bench_{args.size}"
             url = base.set(database=name).render_as_string(hide_password=False)
             admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
@@ -345,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"built in {time.perf_counter() - started:.0f} s")
         engine.dispose()
         engine = db.make_engine(url)
+        db.migrate(engine)  # a store built by an older checkout gets the newest indexes
         print(f"{engine.dialect.name}: {_count(engine):,} papers")
         measure(engine, args.size, args.runs)
         engine.dispose()
