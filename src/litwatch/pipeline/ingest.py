@@ -11,17 +11,20 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
 from litwatch.errors import InputError, ParseError
 from litwatch.records import Deletion, PaperRecord
-from litwatch.sources import parse_pool
 from litwatch.sources.pubmed_xml import CountingReader, check_root, iter_records
 from litwatch.store import papers as store
 from litwatch.store import rows
 from litwatch.store import tags as tag_store
 from litwatch.tagging.tagger import Tag, Tagger
+
+if TYPE_CHECKING:
+    from litwatch.sources import parse_pool
 
 BATCH_SIZE = 1000
 PIPELINE_MIN_BYTES = 8_000_000  # below this, starting worker processes costs more than they save
@@ -145,6 +148,8 @@ def _parallel_layout(path: Path) -> parse_pool.Layout | None:
     """How to cut ``path`` for the worker processes, or None to parse it here."""
     if path.stat().st_size < PIPELINE_MIN_BYTES:
         return None
+    from litwatch.sources import parse_pool  # worker processes: only for large files
+
     return parse_pool.file_layout(path)
 
 
@@ -152,6 +157,8 @@ def _ingest_parallel(
     engine: Engine, path: Path, shape: parse_pool.Layout, progress: Progress | None, batch_size: int,
     vocab_dir: Path | None,
 ) -> FileReport:
+    from litwatch.sources import parse_pool
+
     result = store.SaveResult()
     error: ParseError | None = None
     batch: list[rows.Prepared | Deletion] = []
