@@ -13,7 +13,7 @@ the real schema (migrations, triggers, indexes): executemany on SQLite, which al
 full-text rows as the store does there, COPY on PostgreSQL, whose triggers index them; author
 affiliations are left out (nothing searches them).
 
-    PYTHONPATH=src python bench/search_speed.py [--size N] [--postgres URL] [--keep FILE] [--runs N]
+    PYTHONPATH=src python bench/search_speed.py [--size N] [--postgres URL] [--keep FILE] [--runs N] [--explain]
 
 Without --postgres it runs on SQLite in a temporary file (or in --keep FILE, reused when it already
 holds N papers). With --postgres URL (a server; e.g. postgresql+psycopg://postgres@127.0.0.1/postgres)
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gzip
+import os
 import random
 import statistics
 import sys
@@ -258,7 +259,8 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def measure(engine: sa.engine.Engine, size: int, runs: int) -> None:
+def measure(engine: sa.engine.Engine, size: int, runs: int, explain_plans: bool = False,
+            with_stats: bool = True) -> None:
     papers = models.table(models.Paper)
     rng = random.Random(1)
     pmids = [FIRST_PMID + rng.randrange(size) for _ in range(200)]
@@ -287,10 +289,15 @@ def measure(engine: sa.engine.Engine, size: int, runs: int) -> None:
         total = len(_pmids(engine, search.Filters(tags=(tag,))))
         label = f"(no text) --tag {tag!r}"
         print(f"  {label:42} {seconds * 1000:7.1f}ms {seconds / base:6.0f}x  {total:6}  (not in the median)")
+    if explain_plans and engine.dialect.name == "postgresql":
+        for text, tag in SEARCHES:
+            print(f"\nEXPLAIN (ANALYZE, BUFFERS): {text} --tag {tag!r}")
+            explain(engine, search.Filters(text=text, tags=(tag,), limit=20))
+        print()
     overall = statistics.median(medians)
     print(f"  {'median over these searches':42} {overall * 1000:7.1f}ms {overall / base:6.0f}x          "
           f"{'ok' if overall < 0.05 else 'SLOW'}")
-    for label, fn, target in (
+    for label, fn, target in () if not with_stats else (
         ("stats --by month", lambda: stats.by_month(engine), 1.0),
         ("stats --by tag", lambda: stats.by_tag(engine), None),
         ("stats --by query", lambda: stats.by_query(engine), None),
@@ -299,6 +306,28 @@ def measure(engine: sa.engine.Engine, size: int, runs: int) -> None:
         seconds, _ = timed(fn, max(1, runs // 3))
         verdict = "" if target is None else (f"target {target:.0f} s: " + ("ok" if seconds < target else "SLOW"))
         print(f"  {label:42} {seconds * 1000:7.0f}ms {seconds / base:6.0f}x  {verdict}")
+
+
+def explain(engine: sa.engine.Engine, filters: search.Filters) -> None:
+    """Print ``EXPLAIN (ANALYZE, BUFFERS)`` of every statement one PostgreSQL search runs.
+
+    The statements are caught as the search sends them, so what is explained is what runs.
+    """
+    sent: list[tuple[str, Any]] = []
+
+    def catch(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        sent.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", catch)
+    try:
+        search.search(engine, filters)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", catch)
+    with engine.connect() as conn:
+        for statement, parameters in sent:
+            if statement.lstrip().upper().startswith("SELECT"):
+                plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", parameters).scalars()
+                print("    " + "\n    ".join(plan))
 
 
 def _pmids(engine: sa.engine.Engine, filters: search.Filters) -> Sequence[Any]:
@@ -320,6 +349,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--postgres", metavar="URL", help="measure PostgreSQL at this server instead of SQLite")
+    parser.add_argument("--no-stats", action="store_true", help="time the searches only")
+    parser.add_argument("--explain", action="store_true",
+                        help="on PostgreSQL, print EXPLAIN (ANALYZE, BUFFERS) of each search's statements")
     parser.add_argument("--keep", type=Path, metavar="FILE", help="SQLite file to build (or reuse) and keep")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -348,8 +380,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         engine.dispose()
         engine = db.make_engine(url)
         db.migrate(engine)  # a store built by an older checkout gets the newest indexes
-        print(f"{engine.dialect.name}: {_count(engine):,} papers")
-        measure(engine, args.size, args.runs)
+        print(f"{engine.dialect.name}: {_count(engine):,} papers; {os.cpu_count()} cores, "
+              f"load average {os.getloadavg()[0]:.2f}")
+        measure(engine, args.size, args.runs, args.explain, not args.no_stats)
         engine.dispose()
 
 

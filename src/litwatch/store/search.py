@@ -197,7 +197,11 @@ def iter_papers(engine: Engine, filters: Filters, *, chunk_size: int = IN_CHUNK)
             filters.limit is None or _few_ids(conn, filters)
         )
         stmt = build_query(filters, dialect, terms, few_ids=few, hits=hits)
-        result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(stmt)
+        # a server-side cursor keeps an export's memory flat, but on PostgreSQL it costs a round
+        # trip per DECLARE, FETCH and CLOSE: a search's few rows are read in one answer instead
+        few_rows = filters.limit is not None and filters.limit <= chunk_size
+        streaming: dict[str, Any] = {} if few_rows else {"stream_results": True, "yield_per": chunk_size}
+        result = conn.execution_options(**streaming).execute(stmt)
         for rows in result.partitions(chunk_size):
             yield from read_papers(conn, rows)
 
