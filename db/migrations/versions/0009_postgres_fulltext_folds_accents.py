@@ -1,0 +1,57 @@
+"""PostgreSQL full text folds accents (unaccent), so a search finds what it finds on SQLite
+
+Revision ID: 0009
+Revises: 0005
+Create Date: 2026-12-07 00:40:00
+
+SQLite's FTS5 index folds diacritics (``remove_diacritics 2``): ``antimullerian`` finds
+"Antimüllerian", ``sjogren`` finds "Sjögren". PostgreSQL's ``english`` configuration did not, so the
+same search found fewer papers there. ``litwatch_english`` is ``english`` with the ``unaccent``
+dictionary in front of the stemmer for words holding non-ASCII letters; the index triggers of
+migration 0003 now build documents with it (their bodies are rewritten in place, not copied), every
+stored document is rebuilt, and ``store/fulltext.py`` parses queries with it.
+
+``unaccent`` is a trusted extension (PostgreSQL 13+): the database's owner may create it.
+SQLite is unchanged.
+"""
+
+from alembic import op
+
+revision = '0009'
+down_revision = '0005'
+branch_labels = None
+depends_on = None
+
+CONFIG = "litwatch_english"
+FUNCTIONS = ("litwatch_fts_register", "litwatch_fts_refresh")
+DOCUMENT = f"""setweight(to_tsvector('{{c}}', coalesce(p.title, '')), 'A')
+    || setweight(to_tsvector('{{c}}', coalesce(p.abstract, '')), 'B')
+    || setweight(to_tsvector('{{c}}', coalesce((SELECT string_agg(k.keyword, ' ; ' ORDER BY k.position)
+                                           FROM keywords k WHERE k.paper_pmid = p.pmid), '')), 'A')"""
+
+
+def _use(old: str, new: str) -> None:
+    """Rewrite the index triggers' functions to build documents with configuration ``new``."""
+    conn = op.get_bind()
+    for name in FUNCTIONS:
+        body = conn.exec_driver_sql(f"SELECT pg_get_functiondef('{name}'::regproc)").scalar_one()
+        conn.exec_driver_sql(body.replace(f"to_tsvector('{old}'", f"to_tsvector('{new}'"))
+    op.execute(f"UPDATE papers_fts f SET document = {DOCUMENT.format(c=new)} FROM papers p WHERE p.pmid = f.pmid")
+    op.execute("ANALYZE papers_fts")
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
+    op.execute(f"CREATE TEXT SEARCH CONFIGURATION {CONFIG} (COPY = english)")
+    op.execute(f"ALTER TEXT SEARCH CONFIGURATION {CONFIG} ALTER MAPPING FOR hword, hword_part, word "
+               "WITH unaccent, english_stem")
+    _use("english", CONFIG)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    _use(CONFIG, "english")
+    op.execute(f"DROP TEXT SEARCH CONFIGURATION {CONFIG}")
