@@ -150,6 +150,9 @@ def build_query(
     - no text: tags and saved query are checked paper by paper down the date index, which finds
       the newest few at once when they are common; ``few_ids`` says they are rare, and then the
       papers they name are read directly instead.
+
+    On PostgreSQL a walk down the date index with a limit reads PMIDs only, then the rows of those
+    that made the limit: each walked row of ``papers`` costs a random read there.
     """
     if terms is None:
         terms = _validate(filters)
@@ -172,11 +175,13 @@ def build_query(
         conditions.append(papers.c.pub_date <= filters.until)
     if filters.retracted is not None:
         conditions.append(papers.c.retracted if filters.retracted else sa.not_(papers.c.retracted))
-    stmt = (
-        sa.select(papers)
-        .where(*conditions)
-        .order_by(papers.c.pub_date.desc().nulls_last(), papers.c.pmid.desc())
-    )
+    newest_first = (papers.c.pub_date.desc().nulls_last(), papers.c.pmid.desc())
+    if filters.limit is not None and dialect == "postgresql" and not (terms and hits):
+        # walk the date index for the PMIDs alone (an index-only scan), then read the few rows
+        # that made the limit, instead of every wide row walked past on the way
+        top = sa.select(papers.c.pmid).where(*conditions).order_by(*newest_first).limit(filters.limit)
+        return sa.select(papers).where(papers.c.pmid.in_(top)).order_by(*newest_first)
+    stmt = sa.select(papers).where(*conditions).order_by(*newest_first)
     if filters.limit is not None:
         stmt = stmt.limit(filters.limit)
     return stmt
