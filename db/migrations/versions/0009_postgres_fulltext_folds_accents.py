@@ -11,11 +11,10 @@ dictionary in front of the stemmer for words holding non-ASCII letters; the inde
 migration 0003 now build documents with it (their bodies are rewritten in place, not copied), every
 stored document is rebuilt, and ``store/fulltext.py`` parses queries with it.
 
-The documents now live out of line (``toast_tuple_target``): the table a GIN bitmap scan visits
-for each hit holds only PMIDs and pointers, 50 MB for a million papers instead of 1.1 GB, so it stays
-in shared buffers; what a common word costs was reading that table from disk (bench/search_speed.py
---explain). The rebuild drops the GIN index, rewrites the table in PMID order and builds the index
-afresh: faster than updating it row by row.
+The documents now live out of line (``STORAGE EXTERNAL``, ``toast_tuple_target``): the table a
+GIN bitmap scan visits for each hit holds little more than PMIDs and pointers, instead of 1.1 GB
+for a million papers, which did not stay in memory: what a common word cost was reading that table
+from disk (bench/search_speed.py --explain). The table is rebuilt in PMID order.
 
 ``unaccent`` is a trusted extension (PostgreSQL 13+): the database's owner may create it.
 SQLite is unchanged.
@@ -36,17 +35,28 @@ DOCUMENT = f"""setweight(to_tsvector('{{c}}', coalesce(p.title, '')), 'A')
                                            FROM keywords k WHERE k.paper_pmid = p.pmid), '')), 'A')"""
 
 
-def _use(old: str, new: str) -> None:
+def _use(old: str, new: str, *, narrow: bool) -> None:
     """Rewrite the index triggers' functions to build documents with configuration ``new``, and
-    rebuild every stored document with it."""
+    rebuild the index table with it: documents out of line when ``narrow``.
+
+    A new table filled in PMID order and indexed once is far quicker than updating every row (which
+    would also leave the old versions in the table) and leaves no dead rows behind.
+    """
     conn = op.get_bind()
     for name in FUNCTIONS:
         body = conn.exec_driver_sql(f"SELECT pg_get_functiondef('{name}'::regproc)").scalar_one()
         conn.exec_driver_sql(body.replace(f"to_tsvector('{old}'", f"to_tsvector('{new}'"))
-    # every document changes: building the GIN index afresh is far quicker than updating it row by row
-    op.execute("DROP INDEX ix_papers_fts_document")
-    op.execute(f"UPDATE papers_fts f SET document = {DOCUMENT.format(c=new)} FROM papers p WHERE p.pmid = f.pmid")
-    op.execute("CLUSTER papers_fts USING papers_fts_pkey")  # the table rewritten without the old rows
+    op.execute("CREATE TABLE papers_fts_new (pmid integer NOT NULL, document tsvector NOT NULL)")
+    if narrow:
+        op.execute("ALTER TABLE papers_fts_new ALTER COLUMN document SET STORAGE EXTERNAL")
+        op.execute("ALTER TABLE papers_fts_new SET (toast_tuple_target = 128)")
+    op.execute(f"INSERT INTO papers_fts_new (pmid, document) SELECT p.pmid, {DOCUMENT.format(c=new)} "
+               "FROM papers p JOIN papers_fts f ON f.pmid = p.pmid ORDER BY p.pmid")
+    op.execute("DROP TABLE papers_fts")
+    op.execute("ALTER TABLE papers_fts_new RENAME TO papers_fts")
+    op.execute("ALTER TABLE papers_fts ADD CONSTRAINT papers_fts_pkey PRIMARY KEY (pmid)")
+    op.execute("ALTER TABLE papers_fts ADD CONSTRAINT papers_fts_pmid_fkey FOREIGN KEY (pmid) "
+               "REFERENCES papers (pmid) ON DELETE CASCADE")
     op.execute("CREATE INDEX ix_papers_fts_document ON papers_fts USING gin (document)")
     op.execute("ANALYZE papers_fts")
 
@@ -58,13 +68,11 @@ def upgrade() -> None:
     op.execute(f"CREATE TEXT SEARCH CONFIGURATION {CONFIG} (COPY = english)")
     op.execute(f"ALTER TEXT SEARCH CONFIGURATION {CONFIG} ALTER MAPPING FOR hword, hword_part, word "
                "WITH unaccent, english_stem")
-    op.execute("ALTER TABLE papers_fts SET (toast_tuple_target = 128)")
-    _use("english", CONFIG)
+    _use("english", CONFIG, narrow=True)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute("ALTER TABLE papers_fts RESET (toast_tuple_target)")
-    _use(CONFIG, "english")
+    _use(CONFIG, "english", narrow=False)
     op.execute(f"DROP TEXT SEARCH CONFIGURATION {CONFIG}")
