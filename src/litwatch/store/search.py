@@ -146,7 +146,8 @@ def build_query(
     - search text: the full-text index drives and each hit is checked against the tags, so only
       papers passing every filter are read; with ``hits`` (the complete list of those, when few)
       they are read by PMID; ``hits=()`` with a limit says they are many, and then papers are
-      walked down the date index and each checked by index probes until the limit is reached.
+      walked down the date index and each checked by index probes until the limit is reached
+      (on PostgreSQL, the planner's estimate of the hits decides that, see ``_estimated_rows``).
     - no text: tags and saved query are checked paper by paper down the date index, which finds
       the newest few at once when they are common; ``few_ids`` says they are rare, and then the
       papers they name are read directly instead.
@@ -187,6 +188,19 @@ def build_query(
     return stmt
 
 
+def _estimated_rows(conn: Connection, stmt: sa.Select[Any]) -> float:
+    """How many rows PostgreSQL's planner expects ``stmt`` to return (its statistics, not a count).
+
+    Listing the full-text hits to learn that they are many reads a table row per hit, most from
+    disk on a large store (bench/search_speed.py --explain: 200-300 ms for the common words); the
+    estimate costs a plan. Either way the answer is the same, only the plan differs.
+    """
+    compiled = stmt.compile(dialect=conn.dialect)
+    plan = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params).scalar_one()
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
 def iter_papers(engine: Engine, filters: Filters, *, chunk_size: int = IN_CHUNK) -> Iterator[StoredPaper]:
     """Every paper matching ``filters``, newest first, read ``chunk_size`` at a time (flat memory)."""
     terms = _validate(filters)
@@ -194,10 +208,13 @@ def iter_papers(engine: Engine, filters: Filters, *, chunk_size: int = IN_CHUNK)
         dialect = engine.dialect.name
         hits: Sequence[int] | None = None
         if terms and filters.limit is not None:
-            found = conn.execute(_text_hits(terms, filters, dialect).limit(DENSE)).scalars().all()
-            hits = found if len(found) < DENSE else ()
-            if not found:
-                return
+            if dialect == "postgresql" and _estimated_rows(conn, _text_hits(terms, filters, dialect)) >= DENSE:
+                hits = ()
+            else:
+                found = conn.execute(_text_hits(terms, filters, dialect).limit(DENSE)).scalars().all()
+                hits = found if len(found) < DENSE else ()
+                if not found:
+                    return
         few = not terms and (bool(filters.tags) or filters.query is not None) and (
             filters.limit is None or _few_ids(conn, filters)
         )
