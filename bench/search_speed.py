@@ -13,11 +13,12 @@ the real schema (migrations, triggers, indexes): executemany on SQLite, which al
 full-text rows as the store does there, COPY on PostgreSQL, whose triggers index them; author
 affiliations are left out (nothing searches them).
 
-    PYTHONPATH=src python bench/search_speed.py [--size N] [--postgres URL] [--keep FILE] [--runs N]
+    PYTHONPATH=src python bench/search_speed.py [--size N] [--postgres URL] [--keep FILE] [--runs N] [--explain]
 
 Without --postgres it runs on SQLite in a temporary file (or in --keep FILE, reused when it already
 holds N papers). With --postgres URL (a server; e.g. postgresql+psycopg://postgres@127.0.0.1/postgres)
-it builds database ``litwatch_bench_N`` there (kept for reruns; drop it by hand).
+it builds database ``litwatch_bench`` there (``litwatch_bench_N`` for another --size; kept for reruns,
+migrated to the newest schema when reused; drop it by hand).
 
 Build time on the 2-core development machine (shared with other work), 1,000,000 papers:
 5.5 minutes on SQLite (a 5.8 GB file), 10 minutes on PostgreSQL. Measuring takes a minute more.
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gzip
+import os
 import random
 import statistics
 import sys
@@ -41,6 +43,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from litwatch.errors import StoreError
 from litwatch.records import PaperRecord
 from litwatch.sources.pubmed_xml import iter_records
 from litwatch.store import engine as db
@@ -256,7 +259,8 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def measure(engine: sa.engine.Engine, size: int, runs: int) -> None:
+def measure(engine: sa.engine.Engine, size: int, runs: int, explain_plans: bool = False,
+            with_stats: bool = True) -> None:
     papers = models.table(models.Paper)
     rng = random.Random(1)
     pmids = [FIRST_PMID + rng.randrange(size) for _ in range(200)]
@@ -285,10 +289,15 @@ def measure(engine: sa.engine.Engine, size: int, runs: int) -> None:
         total = len(_pmids(engine, search.Filters(tags=(tag,))))
         label = f"(no text) --tag {tag!r}"
         print(f"  {label:42} {seconds * 1000:7.1f}ms {seconds / base:6.0f}x  {total:6}  (not in the median)")
+    if explain_plans and engine.dialect.name == "postgresql":
+        for text, tag in SEARCHES:
+            print(f"\nEXPLAIN (ANALYZE, BUFFERS): {text} --tag {tag!r}")
+            explain(engine, search.Filters(text=text, tags=(tag,), limit=20))
+        print()
     overall = statistics.median(medians)
     print(f"  {'median over these searches':42} {overall * 1000:7.1f}ms {overall / base:6.0f}x          "
           f"{'ok' if overall < 0.05 else 'SLOW'}")
-    for label, fn, target in (
+    for label, fn, target in () if not with_stats else (
         ("stats --by month", lambda: stats.by_month(engine), 1.0),
         ("stats --by tag", lambda: stats.by_tag(engine), None),
         ("stats --by query", lambda: stats.by_query(engine), None),
@@ -297,6 +306,28 @@ def measure(engine: sa.engine.Engine, size: int, runs: int) -> None:
         seconds, _ = timed(fn, max(1, runs // 3))
         verdict = "" if target is None else (f"target {target:.0f} s: " + ("ok" if seconds < target else "SLOW"))
         print(f"  {label:42} {seconds * 1000:7.0f}ms {seconds / base:6.0f}x  {verdict}")
+
+
+def explain(engine: sa.engine.Engine, filters: search.Filters) -> None:
+    """Print ``EXPLAIN (ANALYZE, BUFFERS)`` of every statement one PostgreSQL search runs.
+
+    The statements are caught as the search sends them, so what is explained is what runs.
+    """
+    sent: list[tuple[str, Any]] = []
+
+    def catch(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        sent.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", catch)
+    try:
+        search.search(engine, filters)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", catch)
+    with engine.connect() as conn:
+        for statement, parameters in sent:
+            if statement.lstrip().upper().startswith("SELECT"):
+                plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", parameters).scalars()
+                print("    " + "\n    ".join(plan))
 
 
 def _pmids(engine: sa.engine.Engine, filters: search.Filters) -> Sequence[Any]:
@@ -309,7 +340,7 @@ def _count(engine: sa.engine.Engine) -> int:
     try:
         with engine.connect() as conn:
             return int(conn.execute(sa.text("SELECT count(*) FROM papers")).scalar_one())
-    except sa.exc.DBAPIError:
+    except (sa.exc.DBAPIError, StoreError):  # no papers table yet
         return -1
 
 
@@ -318,12 +349,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--postgres", metavar="URL", help="measure PostgreSQL at this server instead of SQLite")
+    parser.add_argument("--no-stats", action="store_true", help="time the searches only")
+    parser.add_argument("--explain", action="store_true",
+                        help="on PostgreSQL, print EXPLAIN (ANALYZE, BUFFERS) of each search's statements")
     parser.add_argument("--keep", type=Path, metavar="FILE", help="SQLite file to build (or reuse) and keep")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.postgres:
             base = sa.engine.make_url(args.postgres)
-            name = f"litwatch_bench_{args.size}"
+            name = "litwatch_bench" if args.size == 1_000_000 else f"litwatch_bench_{args.size}"
             url = base.set(database=name).render_as_string(hide_password=False)
             admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
@@ -345,8 +379,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"built in {time.perf_counter() - started:.0f} s")
         engine.dispose()
         engine = db.make_engine(url)
-        print(f"{engine.dialect.name}: {_count(engine):,} papers")
-        measure(engine, args.size, args.runs)
+        db.migrate(engine)  # a store built by an older checkout gets the newest indexes
+        print(f"{engine.dialect.name}: {_count(engine):,} papers; {os.cpu_count()} cores, "
+              f"load average {os.getloadavg()[0]:.2f}")
+        measure(engine, args.size, args.runs, args.explain, not args.no_stats)
         engine.dispose()
 
 

@@ -259,6 +259,27 @@ def test_commands_do_not_import_what_they_do_not_need(tmp_path: Path, args: list
     assert "Traceback" not in done.stderr
 
 
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["search", "--help"], ["export", "--help"],
+                                  ["stats", "--help"]])
+def test_help_and_version_start_without_the_store(args: list[str]) -> None:
+    """SQLAlchemy alone costs a quarter of a second: --help and --version must not load it."""
+    code = (f"import sys\nfrom litwatch.cli import main\ntry:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy')[:3])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"})
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout + done.stderr
+
+
+def test_the_options_offer_every_export_format_and_count(runner: CliRunner) -> None:
+    from litwatch.delivery.export import FORMATS
+    from litwatch.store.stats import BY
+
+    export_help = " ".join(invoke(runner, "export", "--help").output.split())
+    stats_help = " ".join(invoke(runner, "stats", "--help").output.split())
+    assert f"[{'|'.join(FORMATS)}]" in export_help
+    assert f"[{'|'.join(BY)}]" in stats_help
+
 # --- no folders created behind the user's back; optional dependencies -----------------------------
 
 def test_export_into_a_missing_folder_is_refused(runner: CliRunner, tmp_path: Path) -> None:

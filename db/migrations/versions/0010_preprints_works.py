@@ -1,7 +1,7 @@
 """preprints from Europe PMC: preprints, their versions, work links, receipts and coverage
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-07 00:50:00
 
 A preprint is stored as a ``papers`` row of kind ``preprint`` keyed by the negative of its Europe
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0010'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 

@@ -1,4 +1,9 @@
-"""`litwatch search`, `export` and `stats`: analysts query, search and export the store (issue 7)."""
+"""`litwatch search`, `export` and `stats`: analysts query, search and export the store (issue 7).
+
+The store and the exporters (SQLAlchemy and its ORM, a third of a second) are imported when a
+command runs, not when this module is loaded, so `litwatch search --help` starts without them; the
+choices the options offer are therefore copies of the core's, which tests/test_cli.py pins.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +12,26 @@ import datetime as dt
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy.engine import Engine
 
 from litwatch.cli import tables
 from litwatch.cli.app import _Context, existing_folder, pass_ctx, require_module
-from litwatch.delivery import export as _export
 from litwatch.errors import InputError
-from litwatch.store import search as _search
-from litwatch.store import stats as _stats
-from litwatch.store.stored import StoredPaper
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from litwatch.store import search as _search
+    from litwatch.store import stats as _stats
+    from litwatch.store.stored import StoredPaper
 
 _table = tables.table
 
-
-
 SEARCH_LIMIT = 20
+EXPORT_FORMATS = ("csv", "json", "bibtex", "ris")  # delivery.export.FORMATS
+STATS_BY = ("month", "tag", "query", "condition")  # store.stats.BY
 
 
 @contextlib.contextmanager
@@ -58,6 +65,8 @@ def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _filters(text: tuple[str, ...], tags: tuple[str, ...], query_name: str | None, since: dt.datetime | None,
              until: dt.datetime | None, retracted: bool | None, limit: int | None) -> _search.Filters:
+    from litwatch.store import search as _search
+
     return _search.Filters(
         text=" ".join(text) if text else None, tags=tags, query=query_name,
         since=since.date() if since else None, until=until.date() if until else None,
@@ -67,6 +76,8 @@ def _filters(text: tuple[str, ...], tags: tuple[str, ...], query_name: str | Non
 
 def _explain_empty(engine: Engine, filters: _search.Filters) -> str:
     """Why nothing matched, when a filter names something the store does not know."""
+    from litwatch.store import search as _search
+
     for tag in filters.tags:
         if not _search.tag_exists(engine, tag):
             similar = _search.similar_tags(engine, tag)
@@ -100,6 +111,9 @@ def search_command(ctx: _Context, text: tuple[str, ...], tags: tuple[str, ...], 
 def _search_command(engine: Engine, text: tuple[str, ...], tags: tuple[str, ...], query_name: str | None,
                     since: dt.datetime | None, until: dt.datetime | None, retracted: bool | None, limit: int,
                     fmt: str) -> None:
+    from litwatch.delivery import export as _export
+    from litwatch.store import search as _search
+
     filters = _filters(text, tags, query_name, since, until, retracted, limit + 1)
     papers = _search.search(engine, filters)
     more = len(papers) > limit
@@ -117,7 +131,7 @@ def _search_command(engine: Engine, text: tuple[str, ...], tags: tuple[str, ...]
 
 
 @click.command(name="export")
-@click.option("--format", "fmt", type=click.Choice(list(_export.FORMATS)), required=True,
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True,
               help="csv or json (every field), bibtex or ris (for Zotero, EndNote, JabRef...).")
 @_filter_options
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Export at most N papers (the newest).")
@@ -135,6 +149,9 @@ def export_command(ctx: _Context, fmt: str, text: tuple[str, ...], tags: tuple[s
 
 
 def _export_command(engine: Engine, fmt: str, filters: _search.Filters, output: Path | None) -> None:
+    from litwatch.delivery import export as _export
+    from litwatch.store import search as _search
+
     papers: Iterator[StoredPaper] = _search.iter_papers(engine, filters)
     if output is None:
         count = _export.write(fmt, papers, sys.stdout)
@@ -151,7 +168,7 @@ def _overlap_rows(overlaps: Sequence[_stats.Overlap]) -> list[Sequence[object]]:
 
 
 @click.command(name="stats")
-@click.option("--by", type=click.Choice(list(_stats.BY)), default="month", show_default=True,
+@click.option("--by", type=click.Choice(STATS_BY), default="month", show_default=True,
               help="Count papers per publication month, tag, saved query, or condition (with the "
                    "comorbidity overlap table).")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
@@ -186,6 +203,8 @@ def stats_command(ctx: _Context, by: str, since: dt.datetime | None, until: dt.d
 
 def _stats_command(engine: Engine, by: str, start: dt.date | None, end: dt.date | None, min_conditions: int,
                    plot: Path | None, top: int) -> None:
+    from litwatch.store import stats as _stats
+
     counts = _stats.counts(engine, by, since=start, until=end)
     if by == "month":
         rows: list[Sequence[object]] = [(c.key, c.papers) for c in counts]
@@ -213,6 +232,8 @@ def _stats_command(engine: Engine, by: str, start: dt.date | None, end: dt.date 
 
 
 def _date(paper: StoredPaper) -> str:
+    from litwatch.delivery import export as _export
+
     precision = _export.date_precision(paper)
     if paper.pub_date and precision == "day":
         return f"{paper.pub_date:%Y-%m-%d}"

@@ -12,17 +12,20 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
 from litwatch.errors import InputError, Interrupted, ParseError
 from litwatch.records import Deletion, PaperRecord
-from litwatch.sources import parse_pool
 from litwatch.sources.pubmed_xml import MAX_RECORD_BYTES, CountingReader, check_root, iter_records
 from litwatch.store import papers as store
 from litwatch.store import rows
 from litwatch.store import tags as tag_store
 from litwatch.tagging.tagger import Tag, Tagger
+
+if TYPE_CHECKING:
+    from litwatch.sources import parse_pool
 
 BATCH_SIZE = 1000
 PIPELINE_MIN_BYTES = 8_000_000  # below this, starting worker processes costs more than they save
@@ -171,6 +174,8 @@ def _load(
     path = report.path
     shape = _parallel_layout(path)
     if shape is not None:
+        from litwatch.sources import parse_pool  # worker processes: only for large files
+
         with parse_pool.batch_collection() as collect:
             ahead = max(parse_pool.AHEAD_RECORDS, batch_size)  # workers parse on while a batch is written
             # closed here, not when the traceback of a Ctrl-C lets go of it: the workers stop at once
@@ -188,6 +193,8 @@ def _parallel_layout(path: Path) -> parse_pool.Layout | None:
     """How to cut ``path`` for the worker processes, or None to parse it here."""
     if path.stat().st_size < PIPELINE_MIN_BYTES:
         return None
+    from litwatch.sources import parse_pool  # worker processes: only for large files
+
     return parse_pool.file_layout(path)
 
 

@@ -3,9 +3,9 @@
 What a user types is never handed to the database as query syntax: ``parse_text`` cuts it into
 terms (words, ``"quoted phrases"``, ``prefix*``), and ``match`` passes each term as a bound
 parameter: for SQLite FTS5 its tokens each quoted as a string, for PostgreSQL as text that
-``phraseto_tsquery`` (which knows no operators) turns into a ``tsquery``. A row of the
-``papers_fts`` index (migration 0003) matches when it holds every term in its title, abstract or
-keywords. ``SearchTerm`` is named so beside ``files.vocab.Term``, a vocabulary's entry.
+``phraseto_tsquery`` (which knows no operators) turns into a ``tsquery``; both fold accents
+(PostgreSQL through ``unaccent``, migration 0009). A row of the ``papers_fts`` index (migration
+0003) matches when it holds every term in its title, abstract or keywords. ``SearchTerm`` is named so beside ``files.vocab.Term``, a vocabulary's entry.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def fts5_expression(terms: Sequence[SearchTerm]) -> str:
 
 _papers_fts_sqlite = sa.table("papers_fts", sa.column("rowid", sa.Integer))
 _papers_fts_pg = sa.table("papers_fts", sa.column("pmid", sa.Integer), sa.column("document"))
-_ENGLISH: sa.ColumnElement[Any] = sa.literal_column("'english'::regconfig")
+# 'english' with accents folded (migration 0009), as SQLite's index folds them
+_ENGLISH: sa.ColumnElement[Any] = sa.literal_column("'litwatch_english'::regconfig")
 
 
 def _tsquery(term: SearchTerm, name: str) -> sa.ColumnElement[Any]:

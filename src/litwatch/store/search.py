@@ -147,10 +147,14 @@ def build_query(
     - search text: the full-text index drives and each hit is checked against the tags, so only
       papers passing every filter are read; with ``hits`` (the complete list of those, when few)
       they are read by PMID; ``hits=()`` with a limit says they are many, and then papers are
-      walked down the date index and each checked by index probes until the limit is reached.
+      walked down the date index and each checked by index probes until the limit is reached
+      (on PostgreSQL, the planner's estimate of the hits decides that, see ``_estimated_rows``).
     - no text: tags and saved query are checked paper by paper down the date index, which finds
       the newest few at once when they are common; ``few_ids`` says they are rare, and then the
       papers they name are read directly instead.
+
+    On PostgreSQL a walk down the date index with a limit reads PMIDs only, then the rows of those
+    that made the limit: each walked row of ``papers`` costs a random read there.
     """
     if terms is None:
         terms = _validate(filters)
@@ -173,14 +177,29 @@ def build_query(
         conditions.append(papers.c.pub_date <= filters.until)
     if filters.retracted is not None:
         conditions.append(papers.c.retracted if filters.retracted else sa.not_(papers.c.retracted))
-    stmt = (
-        sa.select(papers)
-        .where(*conditions)
-        .order_by(papers.c.pub_date.desc().nulls_last(), papers.c.pmid.desc())
-    )
+    newest_first = (papers.c.pub_date.desc().nulls_last(), papers.c.pmid.desc())
+    if filters.limit is not None and dialect == "postgresql" and not (terms and hits):
+        # walk the date index for the PMIDs alone (an index-only scan), then read the few rows
+        # that made the limit, instead of every wide row walked past on the way
+        top = sa.select(papers.c.pmid).where(*conditions).order_by(*newest_first).limit(filters.limit)
+        return sa.select(papers).where(papers.c.pmid.in_(top)).order_by(*newest_first)
+    stmt = sa.select(papers).where(*conditions).order_by(*newest_first)
     if filters.limit is not None:
         stmt = stmt.limit(filters.limit)
     return stmt
+
+
+def _estimated_rows(conn: Connection, stmt: sa.Select[Any]) -> float:
+    """How many rows PostgreSQL's planner expects ``stmt`` to return (its statistics, not a count).
+
+    Listing the full-text hits to learn that they are many reads a table row per hit, most from
+    disk on a large store (bench/search_speed.py --explain: 200-300 ms for the common words); the
+    estimate costs a plan. Either way the answer is the same, only the plan differs.
+    """
+    compiled = stmt.compile(dialect=conn.dialect)
+    plan = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params).scalar_one()
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return float(plan[0]["Plan"]["Plan Rows"])
 
 
 def iter_papers(engine: Engine, filters: Filters, *, chunk_size: int = IN_CHUNK) -> Iterator[StoredPaper]:
@@ -190,15 +209,22 @@ def iter_papers(engine: Engine, filters: Filters, *, chunk_size: int = IN_CHUNK)
         dialect = engine.dialect.name
         hits: Sequence[int] | None = None
         if terms and filters.limit is not None:
-            found = conn.execute(_text_hits(terms, filters, dialect).limit(DENSE)).scalars().all()
-            hits = found if len(found) < DENSE else ()
-            if not found:
-                return
+            if dialect == "postgresql" and _estimated_rows(conn, _text_hits(terms, filters, dialect)) >= DENSE:
+                hits = ()
+            else:
+                found = conn.execute(_text_hits(terms, filters, dialect).limit(DENSE)).scalars().all()
+                hits = found if len(found) < DENSE else ()
+                if not found:
+                    return
         few = not terms and (bool(filters.tags) or filters.query is not None) and (
             filters.limit is None or _few_ids(conn, filters)
         )
         stmt = build_query(filters, dialect, terms, few_ids=few, hits=hits)
-        result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(stmt)
+        # a server-side cursor keeps an export's memory flat, but on PostgreSQL it costs a round
+        # trip per DECLARE, FETCH and CLOSE: a search's few rows are read in one answer instead
+        few_rows = filters.limit is not None and filters.limit <= chunk_size
+        streaming: dict[str, Any] = {} if few_rows else {"stream_results": True, "yield_per": chunk_size}
+        result = conn.execution_options(**streaming).execute(stmt)
         for rows in result.partitions(chunk_size):
             yield from read_papers(conn, rows)
 
