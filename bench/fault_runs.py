@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 import fault_corpus  # noqa: E402
+from fake_europepmc import FakeEuropePmc  # noqa: E402
 from fake_eutils import FakeEutils  # noqa: E402
 
 LITWATCH = str(Path(sys.executable).parent / "litwatch")
@@ -48,7 +49,8 @@ def run_once(fake: FakeEutils, folder: Path, name: str) -> tuple[int, set[int], 
 
 def main() -> None:
     today = dt.date.today()
-    with FakeEutils() as fake, tempfile.TemporaryDirectory() as tmp:
+    with FakeEutils() as fake, FakeEuropePmc() as europepmc, tempfile.TemporaryDirectory() as tmp:
+        os.environ["LITWATCH_EUROPEPMC_URL"] = europepmc.url  # the shipped queries' preprint searches find none
         total = fault_corpus.fill(fake, today, PER_QUERY)
         code, expected, output = run_once(fake, Path(tmp), "clean")
         assert code == 0 and len(expected) == total, output

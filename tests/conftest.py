@@ -25,15 +25,26 @@ FIXTURES = Path(__file__).parent / "fixtures"
 PG_ENV = "LITWATCH_TEST_POSTGRES_URL"
 
 
+@pytest.fixture(scope="session")
+def _quiet_europepmc() -> Iterator[FakeEuropePmc]:
+    """One loopback Europe PMC with no preprints for the whole session: the shipped queries have
+    ``preprints`` searches, and a run whose Europe PMC step cannot reach Europe PMC fails."""
+    with FakeEuropePmc() as fake:
+        yield fake
+
+
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory,
+                       _quiet_europepmc: FakeEuropePmc) -> None:
     """No test sees the developer's own litwatch settings or secrets, nor shares the machine's
     NCBI rate budget (``~/.cache/litwatch/ncbi-rate``) with real runs: commands, in-process or
-    not, spend this test session's own."""
+    not, spend this test session's own. Europe PMC is the session's quiet fake unless a test
+    points LITWATCH_EUROPEPMC_URL at its own."""
     for name in list(os.environ):
         if (name.startswith("LITWATCH_") and name != PG_ENV) or name == "NCBI_API_KEY":
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("LITWATCH_EUROPEPMC_URL", _quiet_europepmc.url)
 
 
 def _postgres_database() -> Iterator[str]:

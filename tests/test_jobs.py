@@ -350,7 +350,8 @@ def command_env(tmp_path: Path, fake: FakeEutils, database_url: str, **extra: st
     env = {k: v for k, v in os.environ.items() if not k.startswith("LITWATCH_")}
     return env | {"PYTHONPATH": str(SRC), "LITWATCH_DATABASE_URL": database_url,
                   "LITWATCH_QUERIES_DIR": str(tmp_path / "queries"), "LITWATCH_EUTILS_URL": fake.url,
-                  "LITWATCH_EMAIL": "librarian@example.org", "LITWATCH_OUTBOX": str(tmp_path / "outbox")} | extra
+                  "LITWATCH_EMAIL": "librarian@example.org", "LITWATCH_OUTBOX": str(tmp_path / "outbox"),
+                  "LITWATCH_EUROPEPMC_URL": os.environ["LITWATCH_EUROPEPMC_URL"]} | extra
 
 
 LITWATCH = [sys.executable, "-c", "from litwatch.cli import main; main()"]

@@ -112,8 +112,11 @@ def deliveries(sink: Sink) -> dict[str, Counter[int]]:
         message = email.message_from_bytes(content, policy=email.policy.default)
         part = message.get_body(("plain",))
         assert part is not None, "a digest without its text part"
+        text = str(part.get_content())
+        new, _, older = text.partition("== Older papers also matched")  # one line each, links at the end
         pmids = [int(p) for p in re.findall(r"^ *PubMed: https://pubmed\.ncbi\.nlm\.nih\.gov/(\d+)/\s*$",
-                                             part.get_content(), re.MULTILINE)]
+                                             new, re.MULTILINE)]
+        pmids += [int(p) for p in re.findall(r"https://pubmed\.ncbi\.nlm\.nih\.gov/(\d+)/", older.split("\n\n==")[0])]
         for address in recipients:
             got.setdefault(address, Counter()).update(pmids)
     return got
