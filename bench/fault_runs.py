@@ -3,8 +3,10 @@
 The CLI runs as a process (the venv's ``litwatch``) with its real settings, backoff and rate
 limit (an API key is set, so 10 requests/s) against a loopback fake E-utilities in this process
 that mixes a 500, a 502 with an HTML body, a 200 cut short, ``<ERROR>Unable to obtain query
-#1</ERROR>`` in a 200 and stalls past the request timeout (``tests/fault_corpus.py``). Each run
-starts from an empty database; the figures are first-run exit codes, papers stored against a
+#1</ERROR>`` in a 200 and stalls past the request timeout (``tests/fault_corpus.py``); the shipped
+queries search Europe PMC for preprints too, so a loopback fake Europe PMC (no faults, no
+preprints) answers that step and its requests are counted apart. Each run starts from an empty
+database; the figures are first-run exit codes, papers stored against a
 fault-free run, and requests against the fault-free run's.
 
     PYTHONPATH=src:tests .venv/bin/python bench/fault_runs.py
@@ -33,11 +35,11 @@ PER_QUERY = 40
 BATCH = 5
 
 
-def run_once(fake: FakeEutils, folder: Path, name: str) -> tuple[int, set[int], str]:
+def run_once(fake: FakeEutils, europepmc: FakeEuropePmc, folder: Path, name: str) -> tuple[int, set[int], str]:
     database = folder / f"{name}.sqlite"
     env = os.environ | {
         "LITWATCH_DATABASE_URL": f"sqlite:///{database}", "LITWATCH_QUERIES_DIR": str(fault_corpus.QUERIES),
-        "LITWATCH_EUTILS_URL": fake.url, "LITWATCH_EMAIL": "bench@example.org", "NCBI_API_KEY": "bench",
+        "LITWATCH_EUTILS_URL": fake.url, "LITWATCH_EUROPEPMC_URL": europepmc.url, "LITWATCH_EMAIL": "bench@example.org", "NCBI_API_KEY": "bench",
         "LITWATCH_FETCH_BATCH": str(BATCH), "LITWATCH_REQUEST_TIMEOUT": str(TIMEOUT),
     }
     subprocess.run([LITWATCH, "init"], env=env, cwd=folder, check=True, capture_output=True)
@@ -50,19 +52,19 @@ def run_once(fake: FakeEutils, folder: Path, name: str) -> tuple[int, set[int], 
 def main() -> None:
     today = dt.date.today()
     with FakeEutils() as fake, FakeEuropePmc() as europepmc, tempfile.TemporaryDirectory() as tmp:
-        os.environ["LITWATCH_EUROPEPMC_URL"] = europepmc.url  # the shipped queries' preprint searches find none
         total = fault_corpus.fill(fake, today, PER_QUERY)
-        code, expected, output = run_once(fake, Path(tmp), "clean")
+        code, expected, output = run_once(fake, europepmc, Path(tmp), "clean")
         assert code == 0 and len(expected) == total, output
         clean = fake.count()
         print(f"{os.cpu_count()} cores; {len(fake.terms)} saved queries, {total} papers, batches of {BATCH}; "
-              f"fault-free run: exit 0, {len(expected)} papers, {clean} requests")
+              f"fault-free run: exit 0, {len(expected)} papers, {clean} requests "
+              f"(and {len(europepmc.requests)} to Europe PMC)")
         codes, made = [], []
         for seed in fault_corpus.SEEDS:
             fake.requests.clear()
             fake.inject_seeded(fault_corpus.faults(stall=TIMEOUT * 1.5), rate=fault_corpus.RATE, seed=seed)
             started = time.perf_counter()
-            code, stored, output = run_once(fake, Path(tmp), f"seed{seed}")
+            code, stored, output = run_once(fake, europepmc, Path(tmp), f"seed{seed}")
             fake.clear_faults()
             codes.append(code)
             made.append(fake.count())

@@ -215,10 +215,11 @@ def test_digest_table_fits_the_terminal(runner: CliRunner, columns: int) -> None
     result = runner.invoke(main, ["digest"], env={"COLUMNS": str(columns)})
     assert result.exit_code == 0, result.output
     assert widest(result.output) <= columns
-    assert header(result.output, "group") == ["group", "recipients", "next", "new", "retractions", "to_retry"]
+    assert header(result.output, "group") == ["group", "recipients", "next", "new", "older", "retractions",
+                                              "published", "to_retry"]
     wide = runner.invoke(main, ["digest", "--wide"], env={"COLUMNS": str(columns)})
-    assert header(wide.output, "group") == ["group", "recipients", "queries", "schedule", "next", "new",
-                                            "retractions", "to_retry"]
+    assert header(wide.output, "group") == ["group", "recipients", "queries", "schedule", "next", "new", "older",
+                                            "overflow", "retractions", "published", "to_retry"]
     assert "migraine-immunology, fibromyalgia-migraine" in wide.output
 
 

@@ -451,7 +451,7 @@ def test_the_digest_command(week: Engine, database_url: str, tmp_path: Path) -> 
     since = ("--since", "2026-02-01")  # the fixture's papers were found before NOW, not this week
     code, out, _ = _cli(tmp_path, database_url, "digest", *since)
     assert code == 0 and out.splitlines()[1].split()[:2] == ["headache-lab", "1"]
-    assert out.splitlines()[1].split()[-3:] == ["4", "0", "0"]  # new, retractions, to retry
+    assert out.splitlines()[1].split()[-5:] == ["4", "0", "0", "0", "0"]  # new, older, retractions, published, to retry
     code, out, _ = _cli(tmp_path, database_url, "digest", "--preview", str(tmp_path / "pv"), *since)
     assert code == 0 and (tmp_path / "pv" / "headache-lab.html").is_file()
     code, _, err = _cli(tmp_path, database_url, "digest", "--group", "nope")
@@ -519,7 +519,7 @@ def test_a_digest_sent_by_one_command_is_not_sent_again_by_the_other(
         fresh: Engine, database_url: str, fake_eutils: FakeEutils, tmp_path: Path, first: str, second: str) -> None:
     code, out, err = _cli(tmp_path, database_url, *first.split(), env=_eutils(fake_eutils))
     assert code == 0, err
-    assert ("digest:headache-lab: sent: 3 papers" in out) if first == "run-due" else \
+    assert ("digest:headache-lab: sent: 3 new, 0 older" in out) if first == "run-due" else \
         (out.splitlines()[1].split()[:3] == ["headache-lab", "sent", "3"])
     code, out, err = _cli(tmp_path, database_url, *second.split(), env=_eutils(fake_eutils))
     assert code == 0, err
@@ -539,6 +539,21 @@ def test_digest_send_and_run_due_take_the_same_lease(fresh: Engine, database_url
     assert ("digest:headache-lab: skipped (running in other-host:4242:ab): digest:headache-lab is held by "
             "other-host:4242:ab since ") in out and code == 0
     assert ledger(fresh) == [] and not (tmp_path / "outbox").exists()
+
+
+@pytest.mark.parametrize("fault, next_step", [
+    ("refused", "a digest that failed goes again, unchanged, at its next scheduled time (or now with "
+                "`litwatch digest --send --force`)"),
+    ("dropped after DATA", "an uncertain digest is never sent again by itself (`litwatch digest` says what to do)"),
+])
+def test_run_due_says_what_becomes_of_a_failed_digest(fresh: Engine, database_url: str, fake_eutils: FakeEutils,
+                                                      smtp_sink: Sink, tmp_path: Path, fault: str, next_step: str) -> None:
+    smtp_sink.drop_after_data = fault == "dropped after DATA"
+    port = smtp_sink.port if smtp_sink.drop_after_data else free_port()
+    code, out, err = _cli(tmp_path, database_url, "run-due", env=_eutils(
+        fake_eutils, LITWATCH_SMTP_HOST="127.0.0.1", LITWATCH_SMTP_PORT=str(port), LITWATCH_SMTP_TLS="none"))
+    assert code == 1 and "query:migraine-immunology: ok" in out and "digest:headache-lab: failed" in out
+    assert err.splitlines()[-1] == f"litwatch: error: 1 job(s) failed; {next_step}"
 
 
 def _png_size(path: Path) -> tuple[int, int]:

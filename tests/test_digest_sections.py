@@ -25,6 +25,7 @@ from test_digest import (  # noqa: F401  (store and week are fixtures)
     MANY_AUTHORS,
     NOW,
     UPDATED,
+    _cli,
     found,
     lab,
     parts,
@@ -37,6 +38,7 @@ from test_jobs import LITWATCH, command_env
 
 from litwatch.delivery import digest
 from litwatch.delivery.contents import plan_digest
+from litwatch.scheduling.jobs import describe_digest
 from litwatch.store import models
 
 RUNS = models.table(models.Run)
@@ -120,6 +122,19 @@ def test_an_old_paper_a_scheduled_run_finds_is_new(week: Engine, smtp_sink: Sink
     assert "Older papers also matched" not in text and "6 new papers" in text
 
 
+def test_the_status_table_and_the_receipt_line_count_older_papers_apart_from_new(
+        week: Engine, database_url: str, smtp_sink: Sink, tmp_path: Path) -> None:
+    backfilled(week, "migraine-immunology", [36176722, 35649368])
+    code, out, _ = _cli(tmp_path, database_url, "digest", "--since", "2026-02-01")
+    assert code == 0 and out.splitlines()[0].split()[-6:] == ["new", "older", "retractions", "published", "to",
+                                                              "retry"]
+    assert out.splitlines()[1].split()[-5:] == ["4", "2", "0", "0", "0"]  # not 6 new
+    receipt = digest.deliver_group(week, settings(tmp_path), lab(), now=NOW, mailer=smtp(smtp_sink))
+    assert (receipt.status, receipt.papers, receipt.new, receipt.older) == ("sent", 8, 6, 2)
+    assert describe_digest(receipt).startswith(
+        "6 new, 2 older, 0 retraction notice(s), 0 now published, 0 overflow, message <litwatch.headache-lab.")
+
+
 # -- incomplete digests -------------------------------------------------------------------------------
 
 
@@ -191,6 +206,8 @@ def test_run_due_with_e_utilities_unreachable_fails_each_query_in_one_line_and_m
                              f"LITWATCH_EUTILS_URL, which holds {dead}; NCBI's is "
                              "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/)")
     assert "retrying" not in done.stderr and "HTTPConnectionPool" not in done.stdout + done.stderr
+    assert done.stderr.splitlines()[-1] == ("litwatch: error: 2 job(s) failed; a failed query runs again at its next "
+                                            "scheduled time and searches the dates it missed")
     [eml] = (tmp_path / "outbox").glob("*.eml")
     msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
     assert subject(msg).startswith("[litwatch] headache-lab: incomplete: 2 of 2 saved queries failed; ")

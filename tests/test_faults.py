@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from fake_clock import FakeClock
+from fake_europepmc import FakeEuropePmc
 from fake_eutils import FakeEutils, Fault
 
 from litwatch.cli import main
@@ -110,6 +111,13 @@ def test_the_run_searches_again_when_the_history_is_lost(tmp_path: Path, fake: F
 # -- `litwatch run` under faults ------------------------------------------------------------------------
 
 
+@pytest.fixture
+def europepmc(fake_europepmc: FakeEuropePmc, monkeypatch: pytest.MonkeyPatch) -> FakeEuropePmc:
+    """The shipped queries search Europe PMC too: a loopback fake with no preprints answers."""
+    monkeypatch.setenv("LITWATCH_EUROPEPMC_URL", fake_europepmc.url)
+    return fake_europepmc
+
+
 def cli_run_once(tmp_path: Path, fake: FakeEutils, monkeypatch: pytest.MonkeyPatch, name: str) -> tuple[int, str, set[int]]:
     monkeypatch.setenv("LITWATCH_DATABASE_URL", f"sqlite:///{tmp_path / name}.sqlite")
     monkeypatch.setenv("LITWATCH_QUERIES_DIR", str(fault_corpus.QUERIES))
@@ -127,6 +135,7 @@ def cli_run_once(tmp_path: Path, fake: FakeEutils, monkeypatch: pytest.MonkeyPat
     return result.exit_code, result.output, stored
 
 
+@pytest.mark.usefixtures("europepmc")
 def test_ten_seeded_first_runs_under_20_percent_faults_all_store_everything(
     tmp_path: Path, fake: FakeEutils, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -152,6 +161,7 @@ def test_ten_seeded_first_runs_under_20_percent_faults_all_store_everything(
     assert clean * len(made) < sum(made) <= 1.3 * clean * len(made), (made, clean)
 
 
+@pytest.mark.usefixtures("europepmc")
 def test_a_permanent_error_fails_its_query_only_and_the_run_exits_1(
     tmp_path: Path, fake: FakeEutils, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -335,7 +335,10 @@ def test_end_to_end_with_the_real_groups_and_digest_modules(
     assert plan.problems == [] and [j.key for j in plan.jobs][-1] == "digest:headache-lab"
     results = worker.run_due(plan)
     assert lines(results)[-1] == ("digest:headache-lab", "sent")
-    assert results[-1].message.startswith("4 papers, 0 overflow, 0 retraction notice(s), message <litwatch.headache-lab.")
+    assert results[-1].message.startswith(  # the first run reached back before the period: 3 are older matches
+        "1 new, 3 older, 0 retraction notice(s), 0 now published, 0 overflow, message <litwatch.headache-lab.")
+    [sent] = (tmp_path / "outbox").glob("*.eml")
+    assert "1 new paper, 3 older papers" in " ".join(sent.read_text().split())
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
     clock.advance(hours=1)
     assert worker.run_due(plan) == []

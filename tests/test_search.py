@@ -382,7 +382,7 @@ def test_search_table_fits_the_terminal(library: Engine, monkeypatch: pytest.Mon
         result = CliRunner().invoke(main, ["search", "--tag", "TNF", "--limit", "3"])
         assert result.exit_code == 0, result.output
         lines = result.stdout.splitlines()
-        assert len(lines) == 4 and lines[0].startswith("PMID")
+        assert len(lines) == 4 and lines[0].startswith("ID")
         assert all(len(line) <= width for line in lines), (width, lines)
         assert "more papers match" in result.stderr
 

@@ -18,11 +18,13 @@ from fake_eutils import FakeEutils
 from smtp_sink import Sink, free_port
 from sqlalchemy.engine import Engine
 from test_digest import ERRATUM, GREEK, NOW, UPDATED, found, lab, ledger, settings, smtp, store, week  # noqa: F401
+from test_digest_sections import backfilled
 from test_jobs import LITWATCH, command_env
 
 from litwatch.cli import main
 from litwatch.delivery import digest
 from litwatch.delivery.mail import SmtpMailer
+from litwatch.scheduling.jobs import describe_digest
 from litwatch.store import leases
 
 ANA, LAB = "ana@example.org", "lab@example.org"
@@ -63,6 +65,18 @@ def test_a_retry_after_a_451_with_overflow_sends_that_digest_only(week: Engine, 
     monday = digest.deliver_group(week, settings(tmp_path), lab(max_papers=4), now=NOW + dt.timedelta(days=7),
                                   mailer=smtp(smtp_sink))
     assert (monday.status, monday.papers) == ("sent", 2)  # the overflow, on its own schedule
+
+
+def test_a_digest_that_fails_again_is_counted_from_its_ledger(week: Engine, smtp_sink: Sink, tmp_path: Path) -> None:
+    """The second try sends the frozen digest: its receipt still tells its older papers apart."""
+    backfilled(week, "endometriosis-migraine", [36176722, 35649368])
+    smtp_sink.data_reply = "451 4.3.0 mailbox busy, try later"
+    first = digest.deliver_group(week, settings(tmp_path), lab(max_papers=7), now=NOW, mailer=smtp(smtp_sink))
+    again = digest.deliver_group(week, settings(tmp_path), lab(max_papers=7), now=NOW + dt.timedelta(minutes=5),
+                                 mailer=smtp(smtp_sink))
+    assert (again.status, again.message_id) == ("failed", first.message_id)
+    assert describe_digest(again) == describe_digest(first) and describe_digest(again).startswith(
+        "6 new, 1 older, 0 retraction notice(s), 0 now published, 1 overflow, message <")
 
 
 def _cli(tmp_path: Path, database_url: str, smtp_port: int, *args: str) -> tuple[int, str, str]:

@@ -18,12 +18,14 @@ import pytest
 import sqlalchemy as sa
 from smtp_sink import Sink
 from sqlalchemy.engine import Engine
+from test_digest import _cli
 
 from litwatch.config import Settings
 from litwatch.delivery import digest
 from litwatch.delivery.mail import SmtpMailer
 from litwatch.files.groups import Group
 from litwatch.pipeline import ingest
+from litwatch.scheduling.jobs import describe_digest
 from litwatch.sources.europepmc_results import read_result
 from litwatch.store import models, works
 
@@ -91,11 +93,14 @@ def test_a_preprint_is_badged_and_links_to_europe_pmc(preprint_sent: Engine, smt
 
 
 def test_the_group_that_got_the_preprint_gets_one_now_published_notice(preprint_sent: Engine, smtp_sink: Sink,
-                                                                       tmp_path: Path) -> None:
+                                                                       tmp_path: Path, database_url: str) -> None:
     send(preprint_sent, smtp_sink, lab(), NOW, tmp_path)
     journal_version_arrives(preprint_sent, NOW + dt.timedelta(days=2))
+    code, out, _ = _cli(tmp_path, database_url, "digest", "--since", f"{NOW + dt.timedelta(days=1):%Y-%m-%d}")
+    assert code == 0 and out.splitlines()[1].split()[-5:] == ["0", "0", "0", "1", "0"]  # new ... published, to retry
     receipt = send(preprint_sent, smtp_sink, lab(), NOW + WEEK, tmp_path)
-    assert (receipt.status, receipt.papers) == ("sent", 0)  # not sent again as new
+    assert (receipt.status, receipt.papers, receipt.published) == ("sent", 0, 1)  # not sent again as new
+    assert describe_digest(receipt).startswith("0 new, 0 older, 0 retraction notice(s), 1 now published, 0 overflow")
     message = smtp_sink.messages()[-1]
     assert message["Subject"] == "[litwatch] headache-lab: 1 now published (Mon 9 Mar 2026)"
     text = text_of(smtp_sink)

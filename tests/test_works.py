@@ -3,7 +3,8 @@ version from PubMed, found by one ``litwatch run``, are one work in search, expo
 ``litwatch merge`` lists the link and ``--undo`` makes them two works again.
 
 Real records on both loopback fakes: PubMed 36987902 (tests/fixtures/pubmed/metapub) and the
-medRxiv preprint PPR1036674 (tests/fixtures/europepmc/search_lite_preprints.json). The recorded
+medRxiv preprint PPR1036674 (tests/fixtures/europepmc/search_lite_preprints.json; Research
+Square's PPR1037166 where a version is needed). The recorded
 preprint has no journal version, so each test gives it one the way Europe PMC would: a
 ``commentCorrectionList`` "Preprint of" link (strong), or the journal version's title and first
 author (weak).
@@ -12,10 +13,11 @@ author (weak).
 from __future__ import annotations
 
 import copy
+import csv
 import datetime as dt
 import io
-import os
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ import pytest
 from click.testing import CliRunner, Result
 from fake_europepmc import FakeEuropePmc
 from fake_eutils import FakeEutils
+from test_export import read_bibtex, read_ris
 
 from litwatch.cli import main
 from litwatch.delivery import export
@@ -33,6 +36,7 @@ from litwatch.store import search, stats
 FIXTURES = Path(__file__).parent / "fixtures"
 JOURNAL_PMID = 36987902  # "Patients over 75 years admitted to the National Burn Centre, ...", Tidsskr Nor Laegeforen 2023
 PREPRINT = "PPR1036674"
+PREPRINT_V1 = "PPR1037166"  # Research Square, versionNumber 1
 CREATED = dt.date.today() - dt.timedelta(days=2)
 QUERY = """term = '''burn[tiab]'''
 preprints = '''TITLE_ABS:burn'''
@@ -40,9 +44,9 @@ start = {start}
 """
 
 
-def preprint_result(**changes: Any) -> dict[str, Any]:
+def preprint_result(source_id: str = PREPRINT, **changes: Any) -> dict[str, Any]:
     answer = json.loads((FIXTURES / "europepmc" / "search_lite_preprints.json").read_text(encoding="utf-8"))
-    result = copy.deepcopy(next(r for r in answer["resultList"]["result"] if r["id"] == PREPRINT))
+    result = copy.deepcopy(next(r for r in answer["resultList"]["result"] if r["id"] == source_id))
     result["firstIndexDate"] = CREATED.isoformat()  # inside the run's window
     result.update(changes)
     return result
@@ -152,3 +156,37 @@ def test_a_weak_match_needs_the_first_author_within_two_years(cli: tuple[CliRunn
     result = invoke(runner, "run", "--wide")
     assert result.exit_code == 0 and preprint_row(result.output)["linked"] == "0"
     assert counted(os.environ["LITWATCH_DATABASE_URL"])[1:] == (2, 2, 2)  # two works
+
+
+def test_a_preprint_is_shown_and_exported_by_its_europe_pmc_id(cli: tuple[CliRunner, FakeEuropePmc]) -> None:
+    """Two real recorded preprints, unlinked: medRxiv PPR1036674 (no version) and Research Square
+    PPR1037166 (version 1). Users see their PPR ids, servers and versions, never a negative PMID."""
+    runner, europepmc = cli
+    europepmc.results += [preprint_result(), preprint_result(PREPRINT_V1)]
+    assert invoke(runner, "run").exit_code == 0
+
+    table = invoke(runner, "search", "--limit", "5").output
+    assert table.splitlines()[0].split()[:2] == ["ID", "DATE"]
+    assert {line.split()[0] for line in table.splitlines()[1:]} == {PREPRINT, PREPRINT_V1, str(JOURNAL_PMID)}
+    assert "-1036674" not in table and "-1037166" not in table
+
+    exported = {p["preprint_id"] or str(p["pmid"]): p for p in json.loads(invoke(runner, "export", "--format", "json").output)}
+    assert {key: (p["pmid"], p["preprint_id"], p["server"], p["version"]) for key, p in exported.items()} == {
+        PREPRINT: (None, PREPRINT, "medRxiv", None), PREPRINT_V1: (None, PREPRINT_V1, "Research Square", 1),
+        str(JOURNAL_PMID): (JOURNAL_PMID, None, None, None)}
+    rows = {r["preprint_id"] or r["pmid"]: r for r in csv.DictReader(io.StringIO(
+        invoke(runner, "export", "--format", "csv").output))}
+    assert (rows[PREPRINT_V1]["pmid"], rows[PREPRINT_V1]["server"], rows[PREPRINT_V1]["version"]) == (
+        "", "Research Square", "1")
+    assert rows[str(JOURNAL_PMID)]["preprint_id"] == ""
+
+    entries = {e["ID"]: e for e in read_bibtex(invoke(runner, "export", "--format", "bibtex").output)}
+    assert entries[PREPRINT]["ENTRYTYPE"] == "misc" and entries[f"pmid{JOURNAL_PMID}"]["ENTRYTYPE"] == "article"
+    assert (entries[PREPRINT]["howpublished"], entries[PREPRINT]["doi"]) == ("medRxiv", "10.1101/2025.06.13.25329599")
+    assert entries[PREPRINT_V1]["note"] == "Preprint (not peer reviewed), version 1"
+    assert "pmid" not in entries[PREPRINT] and "journal" not in entries[PREPRINT]
+    records = {dict(r)["AN"]: dict(r) for r in read_ris(invoke(runner, "export", "--format", "ris").output)}
+    assert (records[PREPRINT]["TY"], records[PREPRINT]["PB"], records[PREPRINT]["DO"]) == (
+        "GEN", "medRxiv", "10.1101/2025.06.13.25329599")
+    assert records[str(JOURNAL_PMID)]["TY"] == "JOUR" and "T2" not in records[PREPRINT]
+    assert counted(os.environ["LITWATCH_DATABASE_URL"])[1:] == (3, 3, 3)  # stats count them as before

@@ -41,7 +41,7 @@ class Settings:
     europepmc_url: str = EUROPEPMC_URL
     email: str | None = None  # sent to NCBI and Europe PMC with every request; required for `litwatch run`
     api_key: str | None = field(default=None, repr=False)
-    overlap_days: int = 3  # a run re-searches this many days before its watermark
+    overlap_days: int = 3  # each gap a run searches reaches this many days into the covered dates before it
     fetch_batch: int = 200  # PMIDs per efetch POST
     max_record_mb: int = 32  # a PubMed XML record longer than this is refused, not parsed (memory)
     request_timeout: float = 30.0

@@ -22,11 +22,14 @@ from litwatch.errors import InputError
 from litwatch.files import groups as groups_mod
 from litwatch.scheduling import jobs
 
-# the state of each group and what was sent; --wide adds queries, schedule and overflow
-_table = tables.Layout(
-    narrow=("group", "recipients", "next", "new", "retractions", "to retry", "status", "papers", "message"),
-    clip=("group",), clip_left=("message",),
-)
+# Each group's state (what its next digest holds: new papers, older matches, retraction notices,
+# "now published" notices), and what --send did (papers: all it listed; --wide: how many of them
+# were older matches, and the overflow); the narrow tables keep room for the message's path or time.
+_status_table = tables.Layout(
+    narrow=("group", "recipients", "next", "new", "older", "retractions", "published", "to retry"), clip=("group",))
+_sent_table = tables.Layout(
+    narrow=("group", "status", "papers", "retractions", "published", "message"), clip=("group",), clip_left=("message",))
+_SENT = ("group", "status", "papers", "older", "overflow", "retractions", "published", "message")
 
 
 def _where(mailer: object, message_id: str | None) -> str:
@@ -56,19 +59,20 @@ def _send(ctx: _Context, engine: Engine, selected: Sequence[groups_mod.Group], f
         result = worker.run(job_plan, job, force=force, since=start)
         r = result.receipt
         if result.status == "not-due":
-            rows.append((group.name, "not due", 0, 0, 0, f"next: {_local(jobs.due_at(engine, job), group)}"))
+            rows.append((group.name, "not due", 0, 0, 0, 0, 0, f"next: {_local(jobs.due_at(engine, job), group)}"))
             continue
         if result.skipped:
-            rows.append((group.name, f"skipped (sending in {result.holder or 'another process'})", "", "", "", ""))
+            rows.append((group.name, f"skipped (sending in {result.holder or 'another process'})", *[""] * 6))
             continue
         if r is None:
             click.echo(f"litwatch: error: group {group.name}: {result.message}", err=True)
             failed = True
             continue
         for earlier in r.recovered_ids:
-            rows.append((group.name, "retried", "", "", "", _where(mailer, earlier)))
+            rows.append((group.name, "retried", *[""] * 5, _where(mailer, earlier)))
         if r.status != "retried":
-            rows.append((group.name, r.status, r.papers, r.overflow, r.retraction_notices, _where(mailer, r.message_id)))
+            rows.append((group.name, r.status, r.papers, r.older, r.overflow, r.retraction_notices, r.published,
+                         _where(mailer, r.message_id)))
         retry = _local(jobs.due_at(engine, job), group)
         if r.error:
             click.echo(f"litwatch: error: group {group.name}: {r.error} (it is sent again, unchanged, at the next "
@@ -79,7 +83,7 @@ def _send(ctx: _Context, engine: Engine, selected: Sequence[groups_mod.Group], f
                        err=True)
         fresh_doubt = fresh_doubt or bool(r.uncertain)
         failed = failed or bool(r.error or r.refused or r.uncertain)
-    click.echo(_table(("group", "status", "papers", "overflow", "retractions", "message"), rows))
+    click.echo(_sent_table(_SENT, rows))
     _report_uncertain(engine, selected, "error" if fresh_doubt else "warning")
     return failed
 
@@ -165,9 +169,10 @@ def digest_command(ctx: _Context, names: tuple[str, ...], preview: Path | None, 
                 plan = digest_mod.plan_digest(conn, group, now=now, since=start)
                 status_rows.append((group.name, len(group.recipients), ", ".join(group.queries) or "-",
                                     f"{group.schedule} {group.timezone}", _local(jobs.due_at(engine, job_plan.digest_job(group.name)), group),
-                                    len(plan.papers) + len(plan.overflow), len(plan.notices), pending.get(group.name, 0)))
-        click.echo(_table(("group", "recipients", "queries", "schedule", "next", "new", "retractions", "to retry"),
-                          status_rows))
+                                    len(plan.new), len(plan.older), len(plan.overflow), len(plan.notices),
+                                    len(plan.published), pending.get(group.name, 0)))
+        click.echo(_status_table(("group", "recipients", "queries", "schedule", "next", "new", "older", "overflow",
+                           "retractions", "published", "to retry"), status_rows))
         _report_uncertain(engine, selected, "warning")
     if failed:
         sys.exit(1)

@@ -147,6 +147,22 @@ def _stop_gently(worker: jobs.Worker) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+def _what_next(failed: Sequence[jobs.JobResult]) -> str:
+    """What becomes of failed jobs, said only for the kinds that failed: a query runs again on its
+    schedule, a digest that failed to send goes again unchanged, an uncertain one never by itself."""
+    digests = [r for r in failed if r.job.startswith("digest:")]
+    uncertain = [r for r in digests if getattr(r.receipt, "uncertain", ())]
+    notes = []
+    if len(digests) < len(failed):
+        notes.append("a failed query runs again at its next scheduled time and searches the dates it missed")
+    if len(uncertain) < len(digests):
+        notes.append("a digest that failed goes again, unchanged, at its next scheduled time "
+                     "(or now with `litwatch digest --send --force`)")
+    if uncertain:
+        notes.append("an uncertain digest is never sent again by itself (`litwatch digest` says what to do)")
+    return "; ".join(notes)
+
+
 @click.command(name="run-due")
 @_lease_option
 @pass_ctx
@@ -174,10 +190,9 @@ def run_due_command(ctx: _Context, lease_ttl: float) -> None:
     upcoming = jobs.next_due(plan, worker.clock())
     if upcoming is not None:
         click.echo(f"next: {upcoming[0]:%Y-%m-%d %H:%M} UTC: {', '.join(job.key for job in upcoming[1])}")
-    failed = sum(1 for r in results if r.failed)
+    failed = [r for r in results if r.failed]
     if failed:
-        click.echo(f"litwatch: error: {failed} job(s) failed; each is tried again at its next scheduled time",
-                   err=True)
+        click.echo(f"litwatch: error: {len(failed)} job(s) failed; {_what_next(failed)}", err=True)
         sys.exit(1)
     if bad:
         click.echo(f"litwatch: error: {bad} problem(s) in the query or group files; what they define did not run",

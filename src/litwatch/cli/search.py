@@ -243,15 +243,16 @@ def _date(paper: StoredPaper) -> str:
 
 
 def papers_table(papers: Sequence[StoredPaper], width: int) -> str:
-    """Papers in ``width`` columns: PMID, date, first author, title, and tags when there is room."""
+    """Papers in ``width`` columns: the PMID (a preprint's ``PPR`` id), date, first author, title,
+    and tags when there is room."""
     firsts = [(p.authors[0].last_name or p.authors[0].collective_name or "") if p.authors else "" for p in papers]
-    pmid_w = max([4, *(len(str(p.pmid)) for p in papers)])
-    rows = [(str(p.pmid).rjust(pmid_w), _date(p), f + (" et al." if f and len(p.authors) > 1 else ""),
+    pmid_w = max([4, *(len(p.identifier) for p in papers)])
+    rows = [(p.identifier.rjust(pmid_w), _date(p), f + (" et al." if f and len(p.authors) > 1 else ""),
              ("[RETRACTED] " if p.retracted else "") + p.title, ", ".join(p.tag_names))
             for f, p in zip(firsts, papers)]
     fixed = pmid_w + max([4, *(len(r[1]) for r in rows)])
     room = width - fixed - 4 * 2
-    headers = ("PMID", "DATE", "AUTHOR", "TITLE", "TAGS")
+    headers = ("ID", "DATE", "AUTHOR", "TITLE", "TAGS")
     author = min(max([6, *(len(r[2]) for r in rows)]), 16, max(room // 6, 6))
     tags = min(max([4, *(len(r[4]) for r in rows)]), 28, max(room // 4, 4)) if room >= 50 else 0
     caps = {"AUTHOR": author, "TAGS": tags, "TITLE": max(room - author - tags, 12)}

@@ -42,8 +42,8 @@ preprint_runs = models.table(models.PreprintRun)
 
 OVERLAP = dt.timedelta(days=2)
 FIRST_LOOKBACK = dt.timedelta(days=7)
-# A scheduled run searches a few days before its watermark (overlap_days, 3 by default): papers
-# created that close to the period are new, not older.
+# A scheduled run searches a few days back into the dates its ledger covers (overlap_days, 3 by
+# default): papers created that close to the period are new, not older.
 OLDER_SLACK = dt.timedelta(days=3)
 FAILED = ("failed", "interrupted")
 
@@ -99,8 +99,8 @@ def failed_queries(conn: Connection, group: Group, since: dt.datetime, until: dt
     """The group's saved queries whose last run (or last Europe PMC step) started in (since, until]
     failed or was interrupted.
 
-    A failure mended by a later successful run in the period does not count: the watermark stayed,
-    so that run searched the gap again.
+    A failure mended by a later successful run in the period does not count: the failed run added
+    nothing to the coverage ledger, so the later one searched those dates again.
     """
     if not group.queries:
         return ()

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from litwatch.clock import utc
 from litwatch.config import Settings
 from litwatch.delivery import ledger, recipients
+from litwatch.delivery.contents import DigestContents
 from litwatch.delivery.contents import (
     plan_digest as plan_digest,  # for `litwatch digest`'s status table
 )
@@ -42,7 +43,7 @@ class DigestReceipt:
 
     group: str
     status: str
-    papers: int
+    papers: int  # all the papers listed, older ones included
     overflow: int
     retraction_notices: int
     message_id: str | None
@@ -51,11 +52,27 @@ class DigestReceipt:
     recovered_ids: tuple[str, ...] = ()  # their Message-IDs
     refused: tuple[str, ...] = ()  # "address: reply" for each address still lacking a digest others got
     uncertain: tuple[str, ...] = ()  # "Message-ID: addresses" whose copy became uncertain in this call
+    older: int = 0  # of ``papers``, those listed as older matches (a backfill's, a re-search's)
+    published: int = 0  # "now published in" notices
+
+    @property
+    def new(self) -> int:
+        """The papers new this period: ``papers`` without the older ones."""
+        return self.papers - self.older
 
 
 def _domain(settings: Settings) -> str:
     address = email.utils.parseaddr(settings.mail_from)[1]
     return address.rpartition("@")[2] or "litwatch.localhost"
+
+
+def _counts(contents: DigestContents | None) -> dict[str, int]:
+    """What a digest holds, as DigestReceipt counts it (nothing for a digest not sent)."""
+    if contents is None:
+        return {"papers": 0, "overflow": 0, "retraction_notices": 0, "older": 0, "published": 0}
+    return {"papers": len(contents.papers), "overflow": len(contents.overflow),
+            "retraction_notices": len(contents.notices), "older": len(contents.older),
+            "published": len(contents.published)}
 
 
 def _check_inputs(settings: Settings, group: Group, now: dt.datetime) -> None:
@@ -90,10 +107,11 @@ def deliver_group(engine: Engine, settings: Settings, group: Group, *, now: dt.d
     uncertain: list[str] = []
     handled: list[int] = []
 
-    def receipt(status: str, papers: int, overflow: int, notices: int, message_id: str | None,
+    def receipt(status: str, contents: DigestContents | None, message_id: str | None,
                 error: str | None) -> DigestReceipt:
-        return DigestReceipt(group.name, status, papers, overflow, notices, message_id, error, len(done), tuple(done),
-                             recipients.refused_lines(engine, handled), tuple(uncertain))
+        return DigestReceipt(group=group.name, status=status, message_id=message_id, error=error, recovered=len(done),
+                             recovered_ids=tuple(done), refused=recipients.refused_lines(engine, handled),
+                             uncertain=tuple(uncertain), **_counts(contents))
 
     for row in pending:
         outcome = ledger.finish(engine, settings, group, row, mailer, state, now)
@@ -101,18 +119,17 @@ def deliver_group(engine: Engine, settings: Settings, group: Group, *, now: dt.d
         if outcome.uncertain:
             uncertain.append(f"{row.message_id}: {', '.join(outcome.uncertain)}")
         if outcome.error is not None:
-            return receipt("failed", row.paper_count, row.overflow_count, ledger.count_notices(engine, row.id),
-                           row.message_id, outcome.error)
+            return receipt("failed", ledger.held_contents(engine, group, row.id), row.message_id, outcome.error)
         done.append(row.message_id)
     if pending and not _schedule_fired(group, utc(pending[-1].created_at), now):
-        return receipt("retried", 0, 0, 0, None, None)
+        return receipt("retried", None, None, None)
     token = f"litwatch.{group.name}.{now:%Y%m%dT%H%M%SZ}.{secrets.token_hex(4)}"
     message_id = f"<{token}@{_domain(settings)}>"
     with engine.connect() as conn:
         contents = plan_digest(conn, group, now=now, since=since)
         if contents.empty and not group.notify_empty:
             ledger.prepare(engine, group, contents, "(nothing new: not sent)", message_id, now, "empty")
-            return receipt("nothing-new", 0, 0, 0, None, None)
+            return receipt("nothing-new", None, None, None)
         view, message = compose(conn, settings, group, contents, message_id=message_id, created=now)
     digest_id = ledger.prepare(engine, group, contents, view.subject, message_id, now, "prepared")
     state.keep(message_id, message)
@@ -121,8 +138,7 @@ def deliver_group(engine: Engine, settings: Settings, group: Group, *, now: dt.d
     if outcome.uncertain:
         uncertain.append(f"{message_id}: {', '.join(outcome.uncertain)}")
     status = "failed" if outcome.error else "uncertain" if outcome.uncertain else "sent"
-    return receipt(status, len(contents.papers), len(contents.overflow), len(contents.notices), message_id,
-                   outcome.error)
+    return receipt(status, contents, message_id, outcome.error)
 
 
 def _schedule_fired(group: Group, after: dt.datetime, now: dt.datetime) -> bool:

@@ -4,6 +4,10 @@ Pure functions over ``StoredPaper`` records; the CLI streams ``search.iter_paper
 BibTeX and RIS aim at what Zotero and EndNote import cleanly: authors as ``Last, First``, the
 journal, year, volume, issue, pages (MEDLINE's ``1797-8`` written out as ``1797-1798``), DOI,
 PMID, abstract, and the paper's keywords plus litwatch's tags as keywords (Zotero makes them tags).
+A preprint (``StoredPaper.is_preprint``) has no PMID: JSON and CSV give its ``preprint_id``
+(``PPR1036674``), ``server`` and ``version`` with ``pmid`` empty; BibTeX writes it as ``@misc``
+(``howpublished`` its server) and RIS as ``GEN`` (``PB`` its server, ``AN`` its Europe PMC id),
+both with a note that it is a preprint, not peer reviewed.
 In BibTeX, characters TeX treats specially are escaped and Latin accented letters become TeX
 accent commands (``{\\"o}``); other letters (Greek, CJK) stay UTF-8, which Zotero, JabRef and
 biber read. RIS is UTF-8, one line per value.
@@ -27,7 +31,7 @@ from litwatch.store.stored import StoredPaper
 FORMATS = ("csv", "json", "bibtex", "ris")
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 CSV_COLUMNS = (
-    "pmid", "doi", "pmcid", "title", "authors", "journal", "journal_abbrev", "volume", "issue", "pages",
+    "pmid", "preprint_id", "server", "version", "doi", "pmcid", "title", "authors", "journal", "journal_abbrev", "volume", "issue", "pages",
     "pub_year", "pub_date", "retracted", "tags", "queries", "keywords", "first_seen", "url", "abstract",
 )
 LIST_SEPARATOR = "; "
@@ -69,7 +73,10 @@ def split_pages(pages: str | None) -> tuple[str | None, str | None]:
 def json_object(paper: StoredPaper) -> dict[str, Any]:
     """Everything litwatch knows about the paper, as JSON types (dates in ISO 8601)."""
     return {
-        "pmid": paper.pmid,
+        "pmid": None if paper.is_preprint else paper.pmid,
+        "preprint_id": paper.identifier if paper.is_preprint else None,
+        "server": paper.server,
+        "version": paper.version,
         "doi": paper.doi,
         "pmcid": paper.pmcid,
         "title": paper.title,
@@ -168,29 +175,42 @@ def _bibtex_author(author: Author) -> str:
     return bibtex_escape(citation_name(author))
 
 
+def _notes(paper: StoredPaper) -> str | None:
+    """What a reader must know before citing: a preprint (and its version), a retraction."""
+    notes = []
+    if paper.is_preprint:
+        notes.append("Preprint (not peer reviewed)" + (f", version {paper.version}" if paper.version else ""))
+    if paper.retracted:
+        notes.append("Retracted publication")
+    return "; ".join(notes) or None
+
+
 def bibtex_entry(paper: StoredPaper) -> str:
-    """One ``@article`` entry keyed ``pmidNNNN``."""
+    """One ``@article`` entry keyed ``pmidNNNN``, or for a preprint one ``@misc`` keyed by its id."""
     first, last = split_pages(paper.pages)
+    article = not paper.is_preprint
+    journal = paper.journal or paper.journal_abbrev or ""
     fields: list[tuple[str, str | None]] = [
         ("author", " and ".join(_bibtex_author(a) for a in paper.authors) or None),
         ("title", bibtex_escape(paper.title) if paper.title else None),
-        ("journal", bibtex_escape(paper.journal or paper.journal_abbrev or "") or None),
-        ("shortjournal", bibtex_escape(paper.journal_abbrev) if paper.journal_abbrev else None),
+        ("journal", bibtex_escape(journal) or None if article else None),
+        ("howpublished", None if article else bibtex_escape(paper.server or journal) or None),
+        ("shortjournal", bibtex_escape(paper.journal_abbrev) if paper.journal_abbrev and article else None),
         ("year", str(paper.pub_year) if paper.pub_year else None),
         ("volume", bibtex_escape(paper.volume) if paper.volume else None),
         ("number", bibtex_escape(paper.issue) if paper.issue else None),
         ("pages", bibtex_escape(first) + (f"--{bibtex_escape(last)}" if last else "") if first else None),
         ("issn", bibtex_escape(paper.issn) if paper.issn else None),
         ("doi", bibtex_escape(paper.doi) if paper.doi else None),
-        ("pmid", str(paper.pmid)),
+        ("pmid", str(paper.pmid) if article else None),
         ("pmcid", bibtex_escape(paper.pmcid) if paper.pmcid else None),
         ("url", paper.url),
         ("language", bibtex_escape(paper.languages[0]) if paper.languages else None),
         ("abstract", bibtex_escape(paper.abstract) if paper.abstract else None),
         ("keywords", ", ".join(bibtex_escape(k) for k in _keywords(paper)) or None),
-        ("note", "Retracted publication" if paper.retracted else None),
+        ("note", _notes(paper)),
     ]
-    lines = [f"@article{{pmid{paper.pmid},"]
+    lines = [f"@article{{pmid{paper.pmid}," if article else f"@misc{{{paper.identifier},"]
     precision = date_precision(paper)
     for name, value in fields:
         if value is not None:
@@ -216,11 +236,16 @@ def _ris_value(text: str) -> str:
 
 
 def ris_record(paper: StoredPaper) -> str:
-    """One RIS record (``TY  - JOUR`` ... ``ER  -``); PMID in AN (EndNote's accession number)."""
+    """One RIS record (``TY  - JOUR`` ... ``ER  -``); PMID in AN (EndNote's accession number). A
+    preprint is ``TY  - GEN`` with its server as publisher (PB) and its Europe PMC id in AN."""
     first, last = split_pages(paper.pages)
-    lines: list[tuple[str, str | None]] = [("TY", "JOUR"), ("TI", paper.title)]
+    article = not paper.is_preprint
+    lines: list[tuple[str, str | None]] = [("TY", "JOUR" if article else "GEN"), ("TI", paper.title)]
     lines += [("AU", citation_name(a)) for a in paper.authors]
-    lines += [("T2", paper.journal or paper.journal_abbrev), ("J2", paper.journal_abbrev)]
+    if article:
+        lines += [("T2", paper.journal or paper.journal_abbrev), ("J2", paper.journal_abbrev)]
+    else:
+        lines.append(("PB", paper.server or paper.journal))
     lines.append(("PY", str(paper.pub_year) if paper.pub_year else None))
     precision = date_precision(paper)
     if paper.pub_date and precision in ("month", "day"):
@@ -228,12 +253,11 @@ def ris_record(paper: StoredPaper) -> str:
         lines.append(("DA", f"{paper.pub_date.year:04d}/{paper.pub_date.month:02d}/{day}"))
     lines += [
         ("VL", paper.volume), ("IS", paper.issue), ("SP", first), ("EP", last), ("SN", paper.issn),
-        ("DO", paper.doi), ("AN", str(paper.pmid)), ("C2", paper.pmcid), ("UR", paper.url),
+        ("DO", paper.doi), ("AN", paper.identifier), ("C2", paper.pmcid), ("UR", paper.url),
         ("LA", paper.languages[0] if paper.languages else None), ("AB", paper.abstract or None),
     ]
     lines += [("KW", k) for k in _keywords(paper)]
-    if paper.retracted:
-        lines.append(("N1", "Retracted publication"))
+    lines.append(("N1", _notes(paper)))
     out = [f"{tag}  - {_ris_value(value)}" for tag, value in lines if value]
     out.append("ER  - ")
     return "\n".join(out) + "\n"

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 from litwatch.clock import utc
 from litwatch.config import Settings
 from litwatch.delivery import recipients
-from litwatch.delivery.contents import DigestContents, digests, items
+from litwatch.delivery.contents import DigestContents, digests, items, older_papers
 from litwatch.delivery.mail import Mailer, outbox_stem
 from litwatch.delivery.render import compose
 from litwatch.errors import MailError, MailUncertain
@@ -220,10 +220,13 @@ def prepare(engine: Engine, group: Group, contents: DigestContents, subject: str
     return int(digest_id)
 
 
-def count_notices(engine: Engine, digest_id: int) -> int:
+def held_contents(engine: Engine, group: Group, digest_id: int) -> DigestContents:
+    """What a digest an earlier run left holds, its older papers told apart (for its receipt)."""
     with engine.connect() as conn:
         row = conn.execute(sa.select(digests).where(digests.c.id == digest_id)).one()
-        return len(frozen_contents(conn, row).notices)
+        contents = frozen_contents(conn, row)
+        older = older_papers(conn, group, contents.papers, contents.covers_from)
+    return replace(contents, older=tuple(p for p in contents.papers if p in older))
 
 
 def pending_digests(engine: Engine, group_names: Sequence[str]) -> dict[str, int]:

@@ -11,10 +11,12 @@ process was suspended or busy happen once, however late.
 
 The scheduler only says *when*: each job is run by jobs.Worker, which takes the job's database
 lease and checks it is still due, so two daemons never run a job twice. A failed job is logged
-with its reason and tried again at its next fire time. Before each job the database is pinged;
+with its reason and runs again at its next fire time: a query searches what the failed run left
+out, a digest whose send failed goes again unchanged, but one whose delivery is uncertain is never
+sent again by itself (``litwatch digest`` says how to settle it). Before each job the database is pinged;
 while it is unreachable the daemon waits with exponential backoff (1 s doubling to 5 min) and says
 so in the log. SIGTERM or Ctrl-C: start nothing new, finish the job in flight, exit 0; a second
-signal stops the job in flight at its next batch, its watermark unmoved.
+signal stops the job in flight at its next batch; that run adds nothing to the coverage ledger.
 """
 
 from __future__ import annotations
@@ -190,7 +192,8 @@ class Daemon:
             threading.Thread(target=self._shutdown, name="shutdown", daemon=True).start()
         elif not self.worker.abort.is_set():
             self.worker.abort.set()
-            log.warning("stopping now: the job in flight stops at its next batch; its watermark stays")
+            log.warning("stopping now: the job in flight stops at its next batch; the next run searches "
+                        "its dates again")
 
     def _shutdown(self) -> None:
         self._started.wait()
@@ -251,7 +254,7 @@ class Daemon:
             return
         try:
             self.worker.run_with_feeders(plan, job, lambda result: _log_result(result, quiet=result.job != key))
-        except LitwatchError as exc:  # the job is tried again at its next time
+        except LitwatchError as exc:  # the job runs again at its next fire time
             log.error("%s: failed: %s", key, exc)
 
     def _catch_up(self) -> None:

@@ -94,9 +94,12 @@ def _count(value: Any) -> int:
 
 
 def describe_digest(receipt: Any) -> str:
-    """A DigestReceipt on one line."""
-    text = (f"{_count(receipt.papers)} papers, {_count(receipt.overflow)} overflow, "
-            f"{_count(receipt.retraction_notices)} retraction notice(s)")
+    """A DigestReceipt on one line: what the digest holds (new papers, older matches, retraction
+    notices, "now published" notices) and what waits for the next one (overflow)."""
+    older = _count(getattr(receipt, "older", 0))
+    text = (f"{_count(receipt.papers) - older} new, {older} older, {_count(receipt.retraction_notices)} "
+            f"retraction notice(s), {_count(getattr(receipt, 'published', 0))} now published, "
+            f"{_count(receipt.overflow)} overflow")
     if receipt.message_id:
         text += f", message {receipt.message_id}"
     if getattr(receipt, "recovered_ids", ()):
@@ -296,13 +299,13 @@ def run_query_held(
     **options: Any,
 ) -> Receipt:
     """runner.run_query while ``lease`` is held: between batches, stop if the lease was lost or
-    ``abort`` was set (the run is recorded as failed and its watermark stays where it was)."""
+    ``abort`` was set (the run is recorded as failed and adds nothing to the coverage ledger)."""
 
     def checked(name: str, done: int, total: int) -> None:
         lease.check()
         if abort is not None and abort.is_set() and done < total:
-            raise LitwatchError(f"stopped after {done} of {total} papers: litwatch is shutting down; "
-                                "the watermark stays, the next run covers the rest")
+            raise LitwatchError(f"stopped after {done} of {total} papers: litwatch is shutting down; the "
+                                "papers stored so far stay, and the next run searches these dates again")
         if progress is not None:
             progress(name, done, total)
 

@@ -5,8 +5,10 @@ A *job* is a saved query (``query:<name>``: fetch, store, tag) or a group's dige
 later of its last success (``query_state.last_success_at``) and its last failed run; for a digest
 the group's newest digest that was sent, failed or empty (one a crash left half-done does not
 count, so it is finished at once). A job never attempted is due at once.
-A failed job is therefore retried at its next fire time, and a downtime of any length makes each
-job due exactly once; the query's watermark makes that one run cover the whole gap.
+A failed job therefore runs again at its next fire time (a digest whose send failed goes again
+then, unchanged; one whose delivery is uncertain never goes again by itself, delivery/recipients.py),
+and a downtime of any length makes each job due exactly once; the coverage ledger
+(store/coverage.py) makes that one run search every date it lacks.
 ``litwatch run-due``, ``litwatch schedule`` and ``litwatch digest --send`` all follow this rule
 (through jobs.Worker); ``litwatch digest`` shows :func:`due_at` as "next".
 """

@@ -7,7 +7,7 @@ without a schedule runs daily at 05:00 UTC; a digest without one goes out on Mon
 
 Work is *due* when its schedule fired after its last attempt and not later than ``now``. However
 many fire times a downtime swallowed, the work is due once, and one run covers the whole gap (the
-runner searches from its watermark). Across a daylight-saving change the rule is cron's: a wall-clock
+runner searches every date its coverage ledger lacks). Across a daylight-saving change the rule is cron's: a wall-clock
 time skipped by the spring jump fires at the first minute after it, a wall-clock time that happens
 twice in the autumn fires once. Every function here is pure: time comes in as an argument.
 """

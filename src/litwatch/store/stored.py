@@ -1,10 +1,12 @@
 """Papers read back from the store: the PubMed record that was saved, plus what the store knows.
 
 A ``StoredPaper`` *is* a ``records.PaperRecord`` (the one record type for a paper, so exports
-and digests read the same fields whatever stage a paper comes from), with four facts only the
-store has: whether it is marked retracted, when it was first seen, its tags and the saved
-queries that found it. ``read_papers`` turns rows of ``papers`` into them, reading authors,
-keywords, tags and query names in one query per table for a whole batch.
+and digests read the same fields whatever stage a paper comes from), with the facts only the
+store has: whether it is marked retracted, when it was first seen, its tags, the saved queries
+that found it and, for a preprint (a negative key, ``store/works.py``), its Europe PMC id, server
+and version, so that what users see names ``PPR1036674``, never ``pmid -1036674``.
+``read_papers`` turns rows of ``papers`` into them, reading authors, keywords, tags, query names
+and preprint details in one query per table for a whole batch.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ authors = models.table(models.Author)
 keywords = models.table(models.Keyword)
 paper_tags = models.table(models.PaperTag)
 query_hits = models.table(models.QueryHit)
+preprints = models.table(models.Preprint)
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(PaperRecord))
 
@@ -46,6 +49,9 @@ class StoredPaper(PaperRecord):
     first_seen: dt.datetime | None = None
     tags: tuple[tuple[str, str], ...] = field(default=())  # (name, kind), sorted by name
     queries: tuple[str, ...] = ()
+    preprint_id: str | None = None  # a preprint's Europe PMC id (PPR1036674); None for a PubMed paper
+    server: str | None = None  # a preprint's server: medRxiv, bioRxiv, Research Square...
+    version: int | None = None  # a preprint's version, when Europe PMC gives one
 
     @classmethod
     def of(cls, record: PaperRecord, **store_facts: Any) -> StoredPaper:
@@ -61,15 +67,28 @@ class StoredPaper(PaperRecord):
         return [name for name, _ in self.tags]
 
     @property
+    def is_preprint(self) -> bool:
+        """A preprint is keyed by minus its Europe PMC number (store/works.py)."""
+        return self.pmid < 0
+
+    @property
+    def identifier(self) -> str:
+        """What a reader looks the paper up by: its PMID, or a preprint's ``PPR`` id."""
+        if self.is_preprint:
+            return self.preprint_id or f"PPR{-self.pmid}"
+        return str(self.pmid)
+
+    @property
     def url(self) -> str:
-        if self.pmid < 0:  # a preprint, keyed by minus its Europe PMC number (store/works.py)
+        if self.is_preprint:
             return PREPRINT_URL.format(-self.pmid)
         return f"https://pubmed.ncbi.nlm.nih.gov/{self.pmid}/"
 
 
 def _details(conn: Connection, pmids: Sequence[int]) -> dict[str, dict[int, list[Any]]]:
-    """Authors, keywords, tags and query names of these papers, in one query per table."""
-    found: dict[str, dict[int, list[Any]]] = {name: defaultdict(list) for name in ("authors", "keywords", "tags", "queries")}
+    """Authors, keywords, tags, query names and preprint details of these papers, in one query per table."""
+    found: dict[str, dict[int, list[Any]]] = {
+        name: defaultdict(list) for name in ("authors", "keywords", "tags", "queries", "preprints")}
     row: Any
     for chunk in in_chunks(pmids):
         for row in conn.execute(
@@ -95,12 +114,23 @@ def _details(conn: Connection, pmids: Sequence[int]) -> dict[str, dict[int, list
             .where(query_hits.c.paper_pmid.in_(chunk)).order_by(query_hits.c.paper_pmid, query_hits.c.query_name)
         ):
             found["queries"][row.paper_pmid].append(row.query_name)
+        keys = [pmid for pmid in chunk if pmid < 0]
+        if keys:
+            for row in conn.execute(sa.select(preprints.c.paper_pmid, preprints.c.source_id, preprints.c.server,
+                                              preprints.c.version).where(preprints.c.paper_pmid.in_(keys))):
+                found["preprints"][row.paper_pmid].append(row)
     return found
+
+
+def _preprint_facts(row: Any) -> dict[str, Any]:
+    """A ``preprints`` row as StoredPaper's preprint fields (none for a PubMed paper)."""
+    return {} if row is None else {"preprint_id": row.source_id, "server": row.server, "version": row.version}
 
 
 def read_papers(conn: Connection, rows: Sequence[Any]) -> list[StoredPaper]:
     """Rows of ``papers`` (all columns) as StoredPapers, in the same order."""
     details = _details(conn, [row.pmid for row in rows])
+    preprint = {pmid: found[0] for pmid, found in details["preprints"].items()}
     return [
         StoredPaper(
             pmid=row.pmid, pmid_version=row.pmid_version, kind=row.kind, doi=row.doi, pmcid=row.pmcid,
@@ -114,6 +144,7 @@ def read_papers(conn: Connection, rows: Sequence[Any]) -> list[StoredPaper]:
             date_completed=row.date_completed, date_revised=row.date_revised,
             retracted=bool(row.retracted), first_seen=utc(row.first_seen) if row.first_seen else None,
             tags=tuple(details["tags"].get(row.pmid, ())), queries=tuple(details["queries"].get(row.pmid, ())),
+            **_preprint_facts(preprint.get(row.pmid)),
         )
         for row in rows
     ]
