@@ -203,21 +203,24 @@ class Tagger:
         """The candidates of each text of one paper and their fate (only the tagged ones unless
         ``explain``); the first two texts (title, abstract) give the definitions and evidence."""
         scanned = [self._scan(text, explain) for text in texts]
-        if not self.rules:
-            return [[(m, status) for m, status, _rank in found] for found in scanned]
+        out = [[(m, status) for m, status, _rank in found] for found in scanned]
+        genes = [(t, i) for t, found in enumerate(scanned) for i, (m, status, _) in enumerate(found)
+                 if m.kind == "gene" and status == "tagged"]
+        if not self.rules or not genes:  # no rule changes a paper without genes
+            return out
         defined: dict[str, str] = {}
-        written = {m.text for found in scanned for m, status, _ in found if m.kind == "gene" and status == "tagged"}
+        written = {scanned[t][i][0].text for t, i in genes}
         if any(f"({w}" in text for w in written for text in texts[:2]):  # only then can one be defined
             for text in texts[:2]:
                 defined.update(context.definitions(text, written))
-        out: list[list[tuple[Match, str]]] = []
         spans: dict[tuple[int, int, int], list[int]] = {}
-        for t, (text, found) in enumerate(zip(texts, scanned, strict=True)):
-            judged = [(m, self._context_status(text, m, status, defined)) for m, status, _ in found]
-            for i, (m, status) in enumerate(judged):
-                if m.kind == "gene" and status == "tagged":
-                    spans.setdefault((t, m.start, m.end), []).append(i)
-            out.append(judged)
+        for t, i in genes:
+            m = scanned[t][i][0]
+            why = self._context_status(texts[t], m, defined)
+            if why is None:
+                spans.setdefault((t, m.start, m.end), []).append(i)
+            else:
+                out[t][i] = (m, why)
         evidence = {out[t][idx[0]][0].tag for (t, _s, _e), idx in spans.items()
                     if len(idx) == 1 and scanned[t][idx[0]][2] % _IMPORTED in _STRONG}
         for (t, _s, _e), idx in spans.items():
@@ -229,9 +232,8 @@ class Tagger:
             return out
         return [[(m, status) for m, status in judged if status == "tagged"] for judged in out]
 
-    def _context_status(self, text: str, m: Match, status: str, defined: dict[str, str]) -> str:
-        if m.kind != "gene" or status != "tagged":
-            return status
+    def _context_status(self, text: str, m: Match, defined: dict[str, str]) -> str | None:
+        """Why the words around a tagged gene match say it is something else, or None."""
         why = context.not_a_gene(text, m.start, m.end)
         if why:
             return f"not a gene: {why}"
@@ -241,7 +243,7 @@ class Tagger:
         if long is not None and not context.gene_like(long) and not any(
                 c.kind == "gene" for c, s, _ in self._scan(long, False) if s == "tagged"):
             return f"defined as {long!r}"
-        return status
+        return None
 
     def _scan(self, text: str, explain: bool) -> list[tuple[Match, str, int]]:
         if not text or self._automaton is None:
@@ -295,6 +297,9 @@ def _acronym_alias(written: str, rank: int) -> bool:
 def _resolve(found: list[_Cand], text: str, explain: bool) -> list[tuple[Match, str, int]]:
     """Keep, per kind, the leftmost-longest matches that do not overlap; equal spans all stay,
     except that curated genes' forms hide imported genes' at the same span."""
+    if len(found) == 1:  # most texts: nothing to choose between
+        start, end, tag, kind, rank = found[0]
+        return [(Match(tag, kind, text[start:end], start, end), "tagged", rank)]
     out: list[tuple[Match, str, int]] = []
     last: dict[str, tuple[int, int]] = {}
     best: dict[tuple[int, int, str], int] = {}
