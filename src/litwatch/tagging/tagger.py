@@ -90,7 +90,8 @@ _OTHER = ROLE_RANK["alias"]  # a previous symbol and an alias of two genes are e
 _STRONG = (ROLE_RANK["symbol"], ROLE_RANK["name"])  # forms that vouch for a gene being meant
 # What one pattern of the automaton stands for: (exact-case key or None for any case, alternatives).
 _Entry = tuple[tuple[str | None, tuple[_Alt, ...]], ...]
-# A candidate: start, end, tag, kind, rank (role rank, plus _IMPORTED for imported genes).
+# A candidate: start, minus end, kind, tag, rank (role rank, plus _IMPORTED for imported genes),
+# so that sorting candidates puts them leftmost-longest first.
 _Cand = tuple[int, int, str, str, int]
 
 
@@ -171,6 +172,7 @@ class Tagger:
         self._stop_exact = frozenset(s for s in vocab.stoplist if s != s.lower())
         self._stop_any = frozenset(s for s in vocab.stoplist if s == s.lower())
         self._automaton, self._entries = _build(vocab.terms, vocab.stoplist)
+        self._long_forms: dict[str, bool] = {}
         self._hits: dict[tuple[int, str], tuple[tuple[_Triple, ...], tuple[_Triple, ...]]] = {}
 
     def match(self, text: str) -> list[Match]:
@@ -240,10 +242,20 @@ class Tagger:
         if context.inside_longer_name(text, m.end):
             return "inside a longer name"
         long = defined.get(m.text)
-        if long is not None and not context.gene_like(long) and not any(
-                c.kind == "gene" for c, s, _ in self._scan(long, False) if s == "tagged"):
+        if long is not None and not self._names_a_gene(long):
             return f"defined as {long!r}"
         return None
+
+    def _names_a_gene(self, long: str) -> bool:
+        """Whether the long form of an abbreviation reads as a gene product or tags a gene; asked
+        once per long form (``familial hypercholesterolaemia`` is met in paper after paper)."""
+        known = self._long_forms.get(long)
+        if known is None:
+            if len(self._long_forms) > _HITS_KEPT:
+                self._long_forms.clear()
+            known = self._long_forms[long] = context.gene_like(long) or any(
+                c.kind == "gene" for c, _status, _rank in self._scan(long, False))
+        return known
 
     def _scan(self, text: str, explain: bool) -> list[tuple[Match, str, int]]:
         if not text or self._automaton is None:
@@ -261,8 +273,8 @@ class Tagger:
             if hit is None:
                 hit = hits[(pattern, written)] = self._hit(pattern, written)
             kept, stopped = hit
-            if kept:
-                found.extend((start, end, t, k, r) for t, k, r in kept)
+            for t, k, r in kept:
+                found.append((start, -end, k, t, r))
             if stopped and explain:
                 dropped.extend((Match(t, k, written, start, end), "stop-list", r) for t, k, r in stopped)
         tagged = _resolve(found, text, explain)
@@ -298,21 +310,22 @@ def _resolve(found: list[_Cand], text: str, explain: bool) -> list[tuple[Match, 
     """Keep, per kind, the leftmost-longest matches that do not overlap; equal spans all stay,
     except that curated genes' forms hide imported genes' at the same span."""
     if len(found) == 1:  # most texts: nothing to choose between
-        start, end, tag, kind, rank = found[0]
-        return [(Match(tag, kind, text[start:end], start, end), "tagged", rank)]
+        start, neg_end, kind, tag, rank = found[0]
+        return [(Match(tag, kind, text[start:-neg_end], start, -neg_end), "tagged", rank)]
     out: list[tuple[Match, str, int]] = []
     last: dict[str, tuple[int, int]] = {}
     best: dict[tuple[int, int, str], int] = {}
-    for start, end, _tag, kind, rank in found:
-        key = (start, end, kind)
+    for start, neg_end, kind, _tag, rank in found:
+        key = (start, neg_end, kind)
         best[key] = min(rank, best.get(key, rank))
-    for start, end, tag, kind, rank in sorted(set(found), key=lambda f: (f[0], -f[1], f[3], f[2])):
+    for start, neg_end, kind, tag, rank in sorted(set(found)):
+        end = -neg_end
         span = last.get(kind)
         keep = span is None or start >= span[1] or span == (start, end)
         if keep:
             last[kind] = (start, end)
         status = "tagged" if keep else "inside a longer match"
-        if keep and rank >= _IMPORTED > best[(start, end, kind)]:
+        if keep and rank >= _IMPORTED > best[(start, neg_end, kind)]:
             status = "a curated gene has this form"
         if status == "tagged" or explain:
             out.append((Match(tag, kind, text[start:end], start, end), status, rank))
