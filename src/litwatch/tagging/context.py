@@ -97,9 +97,9 @@ def definitions(text: str, only: Collection[str] | None = None) -> dict[str, str
         short = _SHORT_END.split(m.group(1), maxsplit=1)[0].strip()
         if (only is not None and short not in only) or short in found or not _short_form(short):
             continue
-        before = text[:m.start()]
-        cut = max((c.end() for c in _CLAUSE_END.finditer(before, max(0, len(before) - 200))), default=0)
-        words = before[cut:].split()
+        at = m.start()
+        cut = max((c.end() for c in _CLAUSE_END.finditer(text, max(0, at - 200), at)), default=0)
+        words = text[cut:at].split()
         window = words[-min(len(short) + 5, len(short) * 2):]
         long = _best_long_form(short, " ".join(window))
         if long and len(long) > len(short):

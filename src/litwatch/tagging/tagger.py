@@ -177,7 +177,7 @@ class Tagger:
 
     def match(self, text: str) -> list[Match]:
         """Every tag that fires in ``text``, in order of position; ``text`` is the whole paper."""
-        return [m for m, status in self._judge([text], explain=False)[0] if status == "tagged"]
+        return [m for m, _status in self._judge([text], explain=False)[0]]  # only the tagged ones
 
     def explain(self, text: str) -> list[Explanation]:
         """Every candidate and what became of it, so a librarian sees why a tag fired or not."""
@@ -205,16 +205,20 @@ class Tagger:
         """The candidates of each text of one paper and their fate (only the tagged ones unless
         ``explain``); the first two texts (title, abstract) give the definitions and evidence."""
         scanned = [self._scan(text, explain) for text in texts]
-        out = [[(m, status) for m, status, _rank in found] for found in scanned]
-        genes = [(t, i) for t, found in enumerate(scanned) for i, (m, status, _) in enumerate(found)
-                 if m.kind == "gene" and status == "tagged"]
+        out: list[list[tuple[Match, str]]] = []
+        genes: list[tuple[int, int]] = []
+        for t, found in enumerate(scanned):
+            out.append([(m, status) for m, status, _rank in found])
+            genes.extend((t, i) for i, (m, status, _) in enumerate(found) if m.kind == "gene" and status == "tagged")
         if not self.rules or not genes:  # no rule changes a paper without genes
             return out
         defined: dict[str, str] = {}
-        written = {scanned[t][i][0].text for t, i in genes}
-        if any(f"({w}" in text for w in written for text in texts[:2]):  # only then can one be defined
-            for text in texts[:2]:
-                defined.update(context.definitions(text, written))
+        opened = [text for text in texts[:2] if "(" in text]
+        if opened:
+            written = {scanned[t][i][0].text for t, i in genes}
+            if any(f"({w}" in text for w in written for text in opened):  # only then can one be defined
+                for text in opened:
+                    defined.update(context.definitions(text, written))
         spans: dict[tuple[int, int, int], list[int]] = {}
         for t, i in genes:
             m = scanned[t][i][0]
@@ -225,12 +229,14 @@ class Tagger:
                 out[t][i] = (m, why)
         evidence = {out[t][idx[0]][0].tag for (t, _s, _e), idx in spans.items()
                     if len(idx) == 1 and scanned[t][idx[0]][2] % _IMPORTED in _STRONG}
+        taken_back = len(genes) > sum(map(len, spans.values()))
         for (t, _s, _e), idx in spans.items():
             if len(idx) > 1 or _acronym_alias(out[t][idx[0]][0].text, scanned[t][idx[0]][2]):
                 for i in idx:
                     if out[t][i][0].tag not in evidence:
                         out[t][i] = (out[t][i][0], "ambiguous: the paper names none of its genes")
-        if explain:
+                        taken_back = True
+        if explain or not taken_back:  # out holds only tagged matches then
             return out
         return [[(m, status) for m, status in judged if status == "tagged"] for judged in out]
 
