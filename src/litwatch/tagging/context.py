@@ -83,6 +83,7 @@ def inside_longer_name(text: str, end: int) -> bool:
 _PAREN = re.compile(r"\(([^()]{1,12})\)")
 _CLAUSE_END = re.compile(r"[.;:!?()\[\]]")
 _SHORT_END = re.compile(r"[;,]")
+_PAREN_SPACE = re.compile(r"\(\s")
 
 
 def definitions(text: str, only: Collection[str] | None = None) -> dict[str, str]:
@@ -108,20 +109,16 @@ def definitions(text: str, only: Collection[str] | None = None) -> dict[str, str
 
 
 def _parens_opening_on(text: str, forms: Collection[str]) -> list[re.Match[str]]:
-    """The parenthesised groups (as ``_PAREN.finditer`` finds them, in order) whose text, spaces
-    stripped, starts with one of ``forms``: none can hold ``(`` so each starts where it is found."""
-    opening: set[int] = set()
+    """The parenthesised groups (as ``_PAREN.finditer`` finds them, in order) that may hold one of
+    ``forms``: those opening on one, and those opening on a space (``strip`` makes ``( FH)`` FH).
+    No group holds ``(``, so each starts where it is found."""
+    opening = {m.start() for m in _PAREN_SPACE.finditer(text)}
     for form in forms:
-        if not form:
-            continue
-        i = text.find(form)
+        key = "(" + form
+        i = text.find(key)
         while i >= 0:
-            j = i
-            while j > 0 and text[j - 1].isspace():
-                j -= 1
-            if j > 0 and text[j - 1] == "(":
-                opening.add(j - 1)
-            i = text.find(form, i + 1)
+            opening.add(i)
+            i = text.find(key, i + 1)
     return [m for p in sorted(opening) if (m := _PAREN.match(text, p))]
 
 
