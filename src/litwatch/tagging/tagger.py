@@ -84,7 +84,7 @@ class Explanation:
 _Triple = tuple[str, str, int]
 _Alt = tuple[frozenset[int], tuple[_Triple, ...]]
 _NO_GREEK: frozenset[int] = frozenset()
-_HITS_KEPT = 200_000  # (pattern, written form) decisions kept by a tagger; a few MB
+_HITS_KEPT = 200_000  # decisions a tagger keeps (tens of MB at most) before it starts afresh
 _IMPORTED = 10  # added to the role rank of an imported gene's form, so a curated gene's wins
 _OTHER = ROLE_RANK["alias"]  # a previous symbol and an alias of two genes are equally ambiguous
 _STRONG = (ROLE_RANK["symbol"], ROLE_RANK["name"])  # forms that vouch for a gene being meant
