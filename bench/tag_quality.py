@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import ahocorasick
+from ahocorasick_rs import AhoCorasick
 
 from litwatch.files.vocab import Vocabulary, load_vocabulary
 from litwatch.tagging.hgnc import import_hgnc
@@ -135,28 +135,27 @@ class ExactMatcher:
 
     def __init__(self, vocab: Vocabulary) -> None:
         self.stop = vocab.stoplist
-        self.automata: dict[bool, ahocorasick.Automaton] = {}
+        self.automata: dict[bool, tuple[AhoCorasick, list[tuple[tuple[str, str], ...]]]] = {}
         for exact in (True, False):
-            automaton = ahocorasick.Automaton()
+            pairs: dict[str, tuple[tuple[str, str], ...]] = {}
             for term in vocab.terms:
                 if term.case_sensitive == exact and len(term.phrase) > 1:
                     key = term.phrase if exact else term.phrase.lower()
-                    pairs = automaton.get(key, (len(key), ()))[1]
-                    automaton.add_word(key, (len(key), pairs + ((term.tag, term.kind),)))
-            automaton.make_automaton()
-            self.automata[exact] = automaton
+                    pairs[key] = pairs.get(key, ()) + ((term.tag, term.kind),)
+            if pairs:
+                self.automata[exact] = (AhoCorasick(list(pairs)), list(pairs.values()))
 
     def match(self, text: str) -> list[Match]:
         found: list[Match] = []
-        for exact, automaton in self.automata.items():
-            for last, (length, pairs) in automaton.iter(text if exact else text.lower()):
-                start, end = last - length + 1, last + 1
+        for exact, (automaton, values) in self.automata.items():
+            for pattern, start, end in automaton.find_matches_as_indexes(text if exact else text.lower(),
+                                                                         overlapping=True):
                 if (start and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum()):
                     continue
                 written = text[start:end]
                 if written in self.stop or (written.lower() == written and written in self.stop):
                     continue
-                found.extend(Match(t, k, written, start, end) for t, k in pairs)
+                found.extend(Match(t, k, written, start, end) for t, k in values[pattern])
         kept: list[Match] = []  # leftmost-longest per kind, as the tagger does
         for m in sorted(found, key=lambda m: (m.start, -m.end)):
             if not any(k.kind == m.kind and k.end > m.start and (k.start, k.end) != (m.start, m.end) for k in kept):

@@ -232,3 +232,21 @@ def test_empty_vocabulary_and_empty_text(tmp_path: Path) -> None:
     assert empty.match("IL-6") == []
     assert empty.tag_record(PaperRecord(pmid=1, title="IL-6")) == []
     assert Tagger(load_vocabulary(SHIPPED)).match("") == []
+
+
+def test_symbols_keep_their_case_and_names_match_in_any_case(tmp_path: Path) -> None:
+    """One automaton scans the lower-cased text for both; a symbol's hit counts only in its case."""
+    tagger = small_tagger(tmp_path, "CAT\tcatalase\t\t\t\n")
+    text = "The cat had CAT activity; Catalase and CATALASE (catalases) were assayed."
+    assert found(tagger, text) == [("CAT", "CAT"), ("CAT", "Catalase"), ("CAT", "CATALASE"), ("CAT", "catalases")]
+
+
+def test_what_a_tagger_remembers_does_not_carry_context_between_papers(tmp_path: Path) -> None:
+    """A form defined as a disease in one paper is still a gene in the next, and again after."""
+    tagger = small_tagger(tmp_path, "FH\tfumarate hydratase\t\t\t\n")
+    gene = "Fumarate hydratase (FH) deficiency causes renal cancer."
+    disease = "Statins in familial hypercholesterolaemia (FH) lower LDL."
+    assert found(tagger, gene) == [("FH", "Fumarate hydratase"), ("FH", "FH")]
+    assert found(tagger, disease) == []
+    assert found(tagger, gene) == [("FH", "Fumarate hydratase"), ("FH", "FH")]
+    assert found(tagger, disease) == []

@@ -13,6 +13,7 @@ abbreviation defined as a disease, a method or a scale is not tagged as the gene
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection
 
@@ -33,18 +34,30 @@ def not_a_gene(text: str, start: int, end: int) -> str | None:
     """Why the match ``text[start:end]`` cannot be a gene (``ion``, ``codon or genotype``,
     ``chromosome band``, ``number``), or None when its shape allows one."""
     written = text[start:end]
-    if _CHARGE.match(text, end) and _formula(written):
+    shape = _shape(written)
+    if not shape:
+        return None
+    if "f" in shape and _CHARGE.match(text, end):
         return "ion"
-    if _NUCLEOTIDES.fullmatch(written):
+    if "n" in shape:
         beside = (start > 0 and text[start - 1] in _ALLELE_MARKS) or (end < len(text) and text[end] in _ALLELE_MARKS)
         codon = len(written) == 3 and "codon" in text.lower()
         if "/" in written or beside or codon or _GENOTYPE_WORD.match(text, end):
             return "codon or genotype"
-    if _BAND.fullmatch(written):
+    if "b" in shape:
         return "chromosome band"
-    if _NUMBER.fullmatch(written):
+    if "#" in shape:
         return "number"
     return None
+
+
+@functools.lru_cache(maxsize=65_536)
+def _shape(written: str) -> str:
+    """The shapes a written form has, which the words around it may confirm: ``f`` a formula of
+    known elements, ``n`` nucleotides, ``b`` a chromosome band, ``#`` a number ("" for none, as
+    for nearly every gene). Asked once per form, not once per match."""
+    return ("f" * _formula(written) + "n" * bool(_NUCLEOTIDES.fullmatch(written))
+            + "b" * bool(_BAND.fullmatch(written)) + "#" * bool(_NUMBER.fullmatch(written)))
 
 
 def _formula(written: str) -> bool:
@@ -60,6 +73,8 @@ def _formula(written: str) -> bool:
 
 def inside_longer_name(text: str, end: int) -> bool:
     """True when the word after a match ending at ``end`` makes it part of a longer name."""
+    if end >= len(text) or not (text[end] == "-" or text[end].isspace()):
+        return False  # what follows a match is never a letter or digit, so only these lead to a head word
     return _HEAD.match(text, end) is not None
 
 
@@ -67,26 +82,44 @@ def inside_longer_name(text: str, end: int) -> bool:
 
 _PAREN = re.compile(r"\(([^()]{1,12})\)")
 _CLAUSE_END = re.compile(r"[.;:!?()\[\]]")
+_SHORT_END = re.compile(r"[;,]")
+_PAREN_SPACE = re.compile(r"\(\s")
 
 
 def definitions(text: str, only: Collection[str] | None = None) -> dict[str, str]:
     """The abbreviations ``text`` defines as ``long form (SF)``, each with its long form (only
-    those in ``only`` when given: the tagger asks about the forms it matched)."""
+    those in ``only`` when given: the tagger asks about the forms it matched, and then only the
+    parentheses that open on one of them are read)."""
     found: dict[str, str] = {}
     if "(" not in text:
         return found
-    for m in _PAREN.finditer(text):
-        short = re.split(r"[;,]", m.group(1), maxsplit=1)[0].strip()
+    matches = _PAREN.finditer(text) if only is None else _parens_opening_on(text, only)
+    for m in matches:
+        short = _SHORT_END.split(m.group(1), maxsplit=1)[0].strip()
         if (only is not None and short not in only) or short in found or not _short_form(short):
             continue
-        before = text[:m.start()]
-        cut = max((c.end() for c in _CLAUSE_END.finditer(before, max(0, len(before) - 200))), default=0)
-        words = before[cut:].split()
+        at = m.start()
+        cut = max((c.end() for c in _CLAUSE_END.finditer(text, max(0, at - 200), at)), default=0)
+        words = text[cut:at].split()
         window = words[-min(len(short) + 5, len(short) * 2):]
         long = _best_long_form(short, " ".join(window))
         if long and len(long) > len(short):
             found[short] = long
     return found
+
+
+def _parens_opening_on(text: str, forms: Collection[str]) -> list[re.Match[str]]:
+    """The parenthesised groups (as ``_PAREN.finditer`` finds them, in order) that may hold one of
+    ``forms``: those opening on one, and those opening on a space (``strip`` makes ``( FH)`` FH).
+    No group holds ``(``, so each starts where it is found."""
+    opening = {m.start() for m in _PAREN_SPACE.finditer(text)}
+    for form in forms:
+        key = "(" + form
+        i = text.find(key)
+        while i >= 0:
+            opening.add(i)
+            i = text.find(key, i + 1)
+    return [m for p in sorted(opening) if (m := _PAREN.match(text, p))]
 
 
 def _short_form(short: str) -> bool:
@@ -104,8 +137,9 @@ def _best_long_form(short: str, long: str) -> str | None:
         if not c.isalnum():
             s -= 1
             continue
-        while i >= 0 and (low[i] != c or (s == 0 and i > 0 and long[i - 1].isalnum())):
-            i -= 1
+        i = low.rfind(c, 0, i + 1)
+        while s == 0 and i > 0 and long[i - 1].isalnum():
+            i = low.rfind(c, 0, i)
         if i < 0:
             return None
         i -= 1

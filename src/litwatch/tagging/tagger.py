@@ -1,14 +1,17 @@
 """Tag texts and papers with the genes, pathways and conditions of a vocabulary.
 
-Matching runs two Aho-Corasick automata (pyahocorasick), built once per vocabulary: one for
-symbols, aliases and previous symbols, which match in their exact case, one for names and
-keywords, which match in any case (a plural ``s`` allowed). Both run over a normalised copy of the
-text in which every character is replaced by exactly one character, so an offset into it is an
+Matching is one overlapping scan of one Aho-Corasick automaton (ahocorasick-rs), built once per
+vocabulary, over a folded, lower-cased copy of the text. Symbols, aliases and previous symbols
+match in their exact case: their keys enter the automaton lower-cased, and a hit counts for them
+only where the text has the case of the key; names and keywords match in any case (a plural ``s``
+allowed). The copy replaces every character by exactly one character, so an offset into it is an
 offset into the text as given: Greek letters become the Latin capital HGNC uses for them (α→A,
 β→B, κ→K), accented letters lose their accent, and everything that is not a letter or digit
 (hyphens, Unicode dashes, odd spaces, punctuation) becomes a space. The written variants of a term
-are generated once, when the automata are built: ``IL1B`` also yields ``IL-1B``, ``IL-1β``,
+are generated once, when the automaton is built: ``IL1B`` also yields ``IL-1B``, ``IL-1β``,
 ``IL1beta`` and ``IL 1 beta``; ``TNF-α`` also yields ``TNFα``, ``TNF-alpha`` and ``TNFalpha``.
+What a hit stands for depends only on the pattern and the text it covers, so each tagger keeps
+that decision for the next time the same form is met (most papers name the same few hundred).
 
 A match counts only where it stands alone: the characters either side must not be letters or
 digits, so ``IL-1`` fires neither inside ``IL-10`` nor inside ``IL-1R`` (a vocabulary that wants
@@ -31,21 +34,16 @@ DNASE1L3), tags only the genes the paper names elsewhere by symbol or name, else
 
 from __future__ import annotations
 
-import bisect
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-import ahocorasick
+from ahocorasick_rs import AhoCorasick, Implementation
 
 from litwatch.files.vocab import ROLE_RANK, Term, Vocabulary
 from litwatch.records import PaperRecord
 from litwatch.tagging import context
-from litwatch.tagging.forms import GREEK_RE, ITEMS, canon, lower, variants
-
-# Word-initial characters of PubMed abstracts, most frequent first: pyahocorasick searches a
-# node's children in the order they were added, so the automata are seeded in this order.
-_INITIALS = "atisocprdmwfbehlnTguvCA1PISMH20EDWFLROBN53k4Gy7U968VqJKjxXQYZz"
+from litwatch.tagging.forms import GREEK_RE, ITEMS, canon, canon_lower, lower, variants
 
 SOURCES = ("title", "abstract", "keyword", "mesh", "chemical", "gene_symbol")
 
@@ -83,12 +81,17 @@ class Explanation:
 
 # What one automaton key stands for: the offsets that must be Greek letters in the text, and the
 # (tag, kind, rank) triples. A key has one alternative per distinct set of Greek offsets.
-_Alt = tuple[frozenset[int], tuple[tuple[str, str, int], ...]]
+_Triple = tuple[str, str, int]
+_Alt = tuple[frozenset[int], tuple[_Triple, ...]]
 _NO_GREEK: frozenset[int] = frozenset()
+_HITS_KEPT = 200_000  # decisions a tagger keeps (tens of MB at most) before it starts afresh
 _IMPORTED = 10  # added to the role rank of an imported gene's form, so a curated gene's wins
 _OTHER = ROLE_RANK["alias"]  # a previous symbol and an alias of two genes are equally ambiguous
 _STRONG = (ROLE_RANK["symbol"], ROLE_RANK["name"])  # forms that vouch for a gene being meant
-# A candidate: start, end, tag, kind, rank (role rank, plus _IMPORTED for imported genes).
+# What one pattern of the automaton stands for: (exact-case key or None for any case, alternatives).
+_Entry = tuple[tuple[str | None, tuple[_Alt, ...]], ...]
+# A candidate: start, minus end, kind, tag, rank (role rank, plus _IMPORTED for imported genes),
+# so that sorting candidates puts them leftmost-longest first.
 _Cand = tuple[int, int, str, str, int]
 
 
@@ -97,12 +100,13 @@ _Cand = tuple[int, int, str, str, int]
 _MOUSE_STYLE = re.compile(r"[A-Z][A-Z0-9-]*\d[A-Z0-9-]*")
 
 
-def _build(terms: Iterable[Term], case_sensitive: bool,
-           stoplist: frozenset[str] = frozenset()) -> ahocorasick.Automaton | None:
-    """One automaton over the exact-case terms, or over the any-case terms (keys lower-cased).
+def _table(terms: Iterable[Term], case_sensitive: bool,
+           stoplist: frozenset[str]) -> dict[str, dict[tuple[frozenset[int], tuple[str, str]], int]]:
+    """The keys of the exact-case terms, or of the any-case terms (keys lower-cased), each with
+    its (Greek offsets, (tag, kind)) slots and their best rank.
 
     Keys are `` form `` with a space at each end; any-case forms ending in a letter also get a
-    plural key. The value is (key length, alternatives)."""
+    plural key."""
     table: dict[str, dict[tuple[frozenset[int], tuple[str, str]], int]] = {}
     for term in terms:
         if term.case_sensitive != case_sensitive:
@@ -123,26 +127,37 @@ def _build(terms: Iterable[Term], case_sensitive: bool,
             for key in keys:
                 entry = table.setdefault(key, {})
                 entry[slot] = min(rank, entry.get(slot, rank))
-    if not table:
-        return None
-    automaton = ahocorasick.Automaton()
-    for initial in _INITIALS if case_sensitive else lower(_INITIALS):
-        automaton.add_word(f" {initial}\0", (3, ()))  # never found: the text has no NUL left
+    return table
+
+
+def _alternatives(slots: dict[tuple[frozenset[int], tuple[str, str]], int]) -> tuple[_Alt, ...]:
+    """A key's alternatives: per set of Greek offsets, the best-ranked (tag, kind) pairs of each kind."""
+    by_need: dict[frozenset[int], dict[tuple[str, str], int]] = {}
+    for (need, pair), rank in slots.items():
+        by_need.setdefault(need, {})[pair] = rank
+    alts: list[_Alt] = []
+    for need, ranked in by_need.items():
+        best: dict[str, int] = {}
+        for (_tag, kind), rank in ranked.items():
+            best[kind] = min(rank, best.get(kind, rank))
+        alts.append((need, tuple((t, k, r) for (t, k), r in ranked.items() if r == best[k])))
+    return tuple(alts)
+
+
+def _build(terms: Sequence[Term], stoplist: frozenset[str]) -> tuple[AhoCorasick | None, list[_Entry]]:
+    """One automaton over the lower-cased keys of every term, and for each of its patterns what a
+    hit may stand for: the exact-case keys that lower-case to it (a hit counts for one only where
+    the text has that case) and the any-case key itself (``None``)."""
+    merged: dict[str, dict[str | None, tuple[_Alt, ...]]] = {}
     interned: dict[tuple[_Alt, ...], tuple[_Alt, ...]] = {}
-    for key, slots in table.items():
-        by_need: dict[frozenset[int], dict[tuple[str, str], int]] = {}
-        for (need, pair), rank in slots.items():
-            by_need.setdefault(need, {})[pair] = rank
-        alts: list[_Alt] = []
-        for need, ranked in by_need.items():
-            best: dict[str, int] = {}
-            for (_tag, kind), rank in ranked.items():
-                best[kind] = min(rank, best.get(kind, rank))
-            alts.append((need, tuple((t, k, r) for (t, k), r in ranked.items() if r == best[k])))
-        packed = tuple(alts)
-        automaton.add_word(key, (len(key), interned.setdefault(packed, packed)))
-    automaton.make_automaton()
-    return automaton
+    for case_sensitive in (True, False):
+        for key, slots in _table(terms, case_sensitive, stoplist).items():
+            packed = _alternatives(slots)
+            merged.setdefault(lower(key), {})[key if case_sensitive else None] = interned.setdefault(packed, packed)
+    if not merged:
+        return None, []
+    entries = [tuple(cases.items()) for cases in merged.values()]
+    return AhoCorasick(list(merged), implementation=Implementation.ContiguousNFA), entries
 
 
 # --- matching ---------------------------------------------------------------------------------
@@ -156,12 +171,13 @@ class Tagger:
         self.rules = rules
         self._stop_exact = frozenset(s for s in vocab.stoplist if s != s.lower())
         self._stop_any = frozenset(s for s in vocab.stoplist if s == s.lower())
-        self._exact = _build(vocab.terms, case_sensitive=True, stoplist=vocab.stoplist)
-        self._any_case = _build(vocab.terms, case_sensitive=False)
+        self._automaton, self._entries = _build(vocab.terms, vocab.stoplist)
+        self._long_forms: dict[str, bool] = {}
+        self._hits: dict[tuple[int, str], tuple[tuple[_Triple, ...], tuple[_Triple, ...]]] = {}
 
     def match(self, text: str) -> list[Match]:
         """Every tag that fires in ``text``, in order of position; ``text`` is the whole paper."""
-        return [m for m, status in self._judge([text], explain=False)[0] if status == "tagged"]
+        return [m for m, _status in self._judge([text], explain=False)[0]]  # only the tagged ones
 
     def explain(self, text: str) -> list[Explanation]:
         """Every candidate and what became of it, so a librarian sees why a tag fired or not."""
@@ -189,75 +205,105 @@ class Tagger:
         """The candidates of each text of one paper and their fate (only the tagged ones unless
         ``explain``); the first two texts (title, abstract) give the definitions and evidence."""
         scanned = [self._scan(text, explain) for text in texts]
-        if not self.rules:
-            return [[(m, status) for m, status, _rank in found] for found in scanned]
-        defined: dict[str, str] = {}
-        written = {m.text for found in scanned for m, status, _ in found if m.kind == "gene" and status == "tagged"}
-        if any(f"({w}" in text for w in written for text in texts[:2]):  # only then can one be defined
-            for text in texts[:2]:
-                defined.update(context.definitions(text, written))
         out: list[list[tuple[Match, str]]] = []
+        genes: list[tuple[int, int]] = []
+        for t, found in enumerate(scanned):
+            out.append([(m, status) for m, status, _rank in found])
+            genes.extend((t, i) for i, (m, status, _) in enumerate(found) if m.kind == "gene" and status == "tagged")
+        if not self.rules or not genes:  # no rule changes a paper without genes
+            return out
+        defined: dict[str, str] = {}
+        opened = [text for text in texts[:2] if "(" in text]
+        if opened:
+            written = {scanned[t][i][0].text for t, i in genes}
+            if any(f"({w}" in text for w in written for text in opened):  # only then can one be defined
+                for text in opened:
+                    defined.update(context.definitions(text, written))
         spans: dict[tuple[int, int, int], list[int]] = {}
-        for t, (text, found) in enumerate(zip(texts, scanned, strict=True)):
-            judged = [(m, self._context_status(text, m, status, defined)) for m, status, _ in found]
-            for i, (m, status) in enumerate(judged):
-                if m.kind == "gene" and status == "tagged":
-                    spans.setdefault((t, m.start, m.end), []).append(i)
-            out.append(judged)
+        for t, i in genes:
+            m = scanned[t][i][0]
+            why = self._context_status(texts[t], m, defined)
+            if why is None:
+                spans.setdefault((t, m.start, m.end), []).append(i)
+            else:
+                out[t][i] = (m, why)
         evidence = {out[t][idx[0]][0].tag for (t, _s, _e), idx in spans.items()
                     if len(idx) == 1 and scanned[t][idx[0]][2] % _IMPORTED in _STRONG}
+        taken_back = len(genes) > sum(map(len, spans.values()))
         for (t, _s, _e), idx in spans.items():
             if len(idx) > 1 or _acronym_alias(out[t][idx[0]][0].text, scanned[t][idx[0]][2]):
                 for i in idx:
                     if out[t][i][0].tag not in evidence:
                         out[t][i] = (out[t][i][0], "ambiguous: the paper names none of its genes")
-        if explain:
+                        taken_back = True
+        if explain or not taken_back:  # out holds only tagged matches then
             return out
         return [[(m, status) for m, status in judged if status == "tagged"] for judged in out]
 
-    def _context_status(self, text: str, m: Match, status: str, defined: dict[str, str]) -> str:
-        if m.kind != "gene" or status != "tagged":
-            return status
+    def _context_status(self, text: str, m: Match, defined: dict[str, str]) -> str | None:
+        """Why the words around a tagged gene match say it is something else, or None."""
         why = context.not_a_gene(text, m.start, m.end)
         if why:
             return f"not a gene: {why}"
         if context.inside_longer_name(text, m.end):
             return "inside a longer name"
         long = defined.get(m.text)
-        if long is not None and not context.gene_like(long) and not any(
-                c.kind == "gene" for c, s, _ in self._scan(long, False) if s == "tagged"):
+        if long is not None and not self._names_a_gene(long):
             return f"defined as {long!r}"
-        return status
+        return None
+
+    def _names_a_gene(self, long: str) -> bool:
+        """Whether the long form of an abbreviation reads as a gene product or tags a gene; asked
+        once per long form (``familial hypercholesterolaemia`` is met in paper after paper)."""
+        known = self._long_forms.get(long)
+        if known is None:
+            if len(self._long_forms) > _HITS_KEPT:
+                self._long_forms.clear()
+            known = self._long_forms[long] = context.gene_like(long) or any(
+                c.kind == "gene" for c, _status, _rank in self._scan(long, False))
+        return known
 
     def _scan(self, text: str, explain: bool) -> list[tuple[Match, str, int]]:
-        if not text:
+        if not text or self._automaton is None:
             return []
-        padded = f" {canon(text)} "  # padded[i + 1] is text[i]
-        greek = [] if text.isascii() else [m.start() for m in GREEK_RE.finditer(text)]
-        stop_exact, stop_any = self._stop_exact, self._stop_any
+        hits = self._hits
+        if len(hits) > _HITS_KEPT:
+            hits.clear()
         found: list[_Cand] = []
         dropped: list[tuple[Match, str, int]] = []
-        for automaton, haystack in ((self._exact, padded), (self._any_case, lower(padded))):
-            if automaton is None:
+        for pattern, start, stop in self._automaton.find_matches_as_indexes(f" {canon_lower(text)} ",
+                                                                            overlapping=True):
+            end = stop - 2  # the key's spaces stand outside the text
+            written = text[start:end]
+            hit = hits.get((pattern, written))
+            if hit is None:
+                hit = hits[(pattern, written)] = self._hit(pattern, written)
+            kept, stopped = hit
+            for t, k, r in kept:
+                found.append((start, -end, k, t, r))
+            if stopped and explain:
+                dropped.extend((Match(t, k, written, start, end), "stop-list", r) for t, k, r in stopped)
+        tagged = _resolve(found, text, explain)
+        return sorted(tagged + dropped, key=lambda mk: (mk[0].start, -mk[0].end)) if explain else tagged
+
+    def _hit(self, pattern: int, written: str) -> tuple[tuple[_Triple, ...], tuple[_Triple, ...]]:
+        """What a hit of ``pattern`` on ``written`` stands for: the (tag, kind, rank) triples that
+        match (its case is one of the pattern's exact-case keys, or any case will do; its Greek
+        letters where the form has them) and those of them the stop-list drops. It depends on
+        nothing else, so ``_scan`` keeps it for the next time the same form is met."""
+        padded = f" {canon(written)} "
+        greek = () if written.isascii() else tuple(m.start() for m in GREEK_RE.finditer(written))
+        at = frozenset(greek) if greek else _NO_GREEK
+        stop = written in self._stop_exact or written.lower() in self._stop_any
+        kept: list[_Triple] = []
+        stopped: list[_Triple] = []
+        for exact, alts in self._entries[pattern]:
+            if exact is not None and padded != exact:
                 continue
-            for last, (length, alts) in automaton.iter(haystack):
-                start, end = last - length + 1, last - 1  # the key's spaces stand outside the text
-                at = _NO_GREEK
-                if greek:
-                    lo, hi = bisect.bisect_left(greek, start), bisect.bisect_left(greek, end)
-                    if hi > lo:
-                        at = frozenset(g - start for g in greek[lo:hi])
-                for need, triples in alts:
-                    if need != at:
-                        continue
-                    written = text[start:end]
-                    if written in stop_exact or written.lower() in stop_any:
-                        if explain:
-                            dropped.extend((Match(t, k, written, start, end), "stop-list", r) for t, k, r in triples)
-                        continue
-                    found.extend((start, end, t, k, r) for t, k, r in triples)
-        kept = _resolve(found, text, explain)
-        return sorted(kept + dropped, key=lambda mk: (mk[0].start, -mk[0].end)) if explain else kept
+            for need, triples in alts:
+                if need == at:
+                    (stopped if stop else kept).extend(triples)
+        return tuple(kept), tuple(stopped)
 
 
 def _acronym_alias(written: str, rank: int) -> bool:
@@ -269,19 +315,23 @@ def _acronym_alias(written: str, rank: int) -> bool:
 def _resolve(found: list[_Cand], text: str, explain: bool) -> list[tuple[Match, str, int]]:
     """Keep, per kind, the leftmost-longest matches that do not overlap; equal spans all stay,
     except that curated genes' forms hide imported genes' at the same span."""
+    if len(found) == 1:  # most texts: nothing to choose between
+        start, neg_end, kind, tag, rank = found[0]
+        return [(Match(tag, kind, text[start:-neg_end], start, -neg_end), "tagged", rank)]
     out: list[tuple[Match, str, int]] = []
     last: dict[str, tuple[int, int]] = {}
     best: dict[tuple[int, int, str], int] = {}
-    for start, end, _tag, kind, rank in found:
-        key = (start, end, kind)
+    for start, neg_end, kind, _tag, rank in found:
+        key = (start, neg_end, kind)
         best[key] = min(rank, best.get(key, rank))
-    for start, end, tag, kind, rank in sorted(set(found), key=lambda f: (f[0], -f[1], f[3], f[2])):
+    for start, neg_end, kind, tag, rank in sorted(set(found)):
+        end = -neg_end
         span = last.get(kind)
         keep = span is None or start >= span[1] or span == (start, end)
         if keep:
             last[kind] = (start, end)
         status = "tagged" if keep else "inside a longer match"
-        if keep and rank >= _IMPORTED > best[(start, end, kind)]:
+        if keep and rank >= _IMPORTED > best[(start, neg_end, kind)]:
             status = "a curated gene has this form"
         if status == "tagged" or explain:
             out.append((Match(tag, kind, text[start:end], start, end), status, rank))
