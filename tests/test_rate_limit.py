@@ -2,7 +2,8 @@
 ``store/rate_budget.py``.
 
 The promise users notice: litwatch processes started together never get a 429 from NCBI. It is
-shown with real processes (``litwatch run-due``, each with its own store) against the loopback
+shown with real processes (two ``litwatch run-due`` and a ``litwatch schedule`` daemon, each with
+its own store) against the loopback
 fake policing 3 requests in any one second, as NCBI does; the same run with a budget file each
 gets 429s, so the test can fail.
 """
@@ -10,6 +11,7 @@ gets 429s, so the test can fail.
 from __future__ import annotations
 
 import datetime as dt
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -75,8 +77,9 @@ def _queries(folder: Path, terms: dict[str, str]) -> None:
 QUERIES = 4  # saved queries per process
 
 
-def _three_run_dues(fake: FakeEutils, tmp_path: Path, shared: bool) -> list[subprocess.CompletedProcess[str]]:
-    """Three `litwatch run-due` started together, each with its own store and queries, on one machine."""
+def _three_processes(fake: FakeEutils, tmp_path: Path, shared: bool) -> list[subprocess.CompletedProcess[str]]:
+    """Two `litwatch run-due` and a `litwatch schedule` daemon started together, each with its own store
+    and queries, on one machine; the daemon is stopped (SIGTERM) once it has caught up."""
     envs = []
     for n in range(3):
         home = tmp_path / f"{'shared' if shared else 'own'}-{n}"
@@ -84,12 +87,24 @@ def _three_run_dues(fake: FakeEutils, tmp_path: Path, shared: bool) -> list[subp
         url = f"sqlite:///{home / 'litwatch.sqlite'}"
         envs.append(command_env(home, fake, url, LITWATCH_RATE_FILE=str(tmp_path / "ncbi-rate" if shared else home / "rate")))
         subprocess.run([*LITWATCH, "init"], env=envs[-1], check=True, capture_output=True, timeout=60)
-    procs = [subprocess.Popen([*LITWATCH, "run-due"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for env in envs]
+    commands = [[*LITWATCH, "run-due"], [*LITWATCH, "run-due"], [*LITWATCH, "schedule", "--watch-interval", "60"]]
+    procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for command, env in zip(commands, envs)]
+    daemon, log = procs[2], []
+    assert daemon.stdout is not None
+    timer = threading.Timer(180, daemon.kill)  # a daemon that never catches up fails the test, not the suite
+    timer.start()
+    with daemon.stdout:
+        for line in daemon.stdout:
+            log.append(line)
+            if "caught up" in line:
+                daemon.send_signal(signal.SIGTERM)
+    timer.cancel()
     done = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=180)
-        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    for proc in procs[:2]:
+        out, _ = proc.communicate(timeout=180)
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, ""))
+    done.append(subprocess.CompletedProcess(daemon.args, daemon.wait(timeout=60), "".join(log), ""))
     return done
 
 
@@ -97,18 +112,18 @@ def test_three_processes_at_once_get_no_429_from_a_server_counting_3_per_second(
     with FakeEutils() as fake:
         fake.add_records_from_file(FIXTURES / "eutils" / "biopython" / "pubmed2.xml", crdt=dt.date.today())
         fake.refuse_over(3)
-        for result in _three_run_dues(fake, tmp_path, shared=False):  # each its own budget: over NCBI's
-            assert result.returncode == 0, result.stderr
+        for result in _three_processes(fake, tmp_path, shared=False):  # each its own budget: over NCBI's
+            assert result.returncode == 0, result.stdout
         assert fake.refused > 0
         fake.refused, before = 0, fake.count()
-        results = _three_run_dues(fake, tmp_path, shared=True)
+        results = _three_processes(fake, tmp_path, shared=True)
         assert fake.refused == 0
         # per process: a create-date and an update search per query, the first query's fetch, and each later
         # query's update pass fetching again the paper the first one stored (it is revised today)
         assert fake.count() - before == 3 * (2 * QUERIES + QUERIES)
     for result in results:
-        assert result.returncode == 0, result.stderr
-        assert result.stdout.count(": ok: ") == QUERIES and "retrying" not in result.stderr
+        assert result.returncode == 0, result.stdout
+        assert result.stdout.count(": ok: ") == QUERIES and "retrying" not in result.stdout
 
 
 # -- hosts sharing one PostgreSQL store -------------------------------------------------------------
