@@ -32,6 +32,7 @@ _table = tables.table
 SEARCH_LIMIT = 20
 EXPORT_FORMATS = ("csv", "json", "bibtex", "ris")  # delivery.export.FORMATS
 STATS_BY = ("month", "tag", "query", "condition")  # store.stats.BY
+PUBTATOR3 = "pubtator3"  # store.tags.PUBTATOR3: a tag's origin when PubTator3 gave it
 
 
 @contextlib.contextmanager
@@ -121,6 +122,8 @@ def _search_command(engine: Engine, text: tuple[str, ...], tags: tuple[str, ...]
     if fmt == "table":
         if papers:
             click.echo(papers_table(papers, tables.terminal_width()))
+        if any(origin == PUBTATOR3 for p in papers for _, origin, _ in p.tag_origins):
+            click.echo(f"* tag from PubTator3's annotations (`litwatch tag --explain-pmid {papers[0].pmid}` says more)")
     else:
         _export.write(fmt, papers, sys.stdout)
     if not papers:
@@ -242,12 +245,19 @@ def _date(paper: StoredPaper) -> str:
     return str(paper.pub_year or "")
 
 
+def _tag_labels(paper: StoredPaper) -> str:
+    """The paper's tags, those PubTator3 gave marked with a star."""
+    given = {tag for tag, origin, _ in paper.tag_origins if origin == PUBTATOR3}
+    return ", ".join(tag + ("*" if tag in given else "") for tag in paper.tag_names)
+
+
 def papers_table(papers: Sequence[StoredPaper], width: int) -> str:
     """Papers in ``width`` columns: PMID, date, first author, title, and tags when there is room."""
     firsts = [(p.authors[0].last_name or p.authors[0].collective_name or "") if p.authors else "" for p in papers]
     pmid_w = max([4, *(len(str(p.pmid)) for p in papers)])
     rows = [(str(p.pmid).rjust(pmid_w), _date(p), f + (" et al." if f and len(p.authors) > 1 else ""),
-             ("[RETRACTED] " if p.retracted else "") + p.title, ", ".join(p.tag_names))
+             ("[RETRACTED] " if p.retracted else "") + p.title,
+             _tag_labels(p))
             for f, p in zip(firsts, papers)]
     fixed = pmid_w + max([4, *(len(r[1]) for r in rows)])
     room = width - fixed - 4 * 2

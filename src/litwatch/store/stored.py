@@ -2,8 +2,8 @@
 
 A ``StoredPaper`` *is* a ``records.PaperRecord`` (the one record type for a paper, so exports
 and digests read the same fields whatever stage a paper comes from), with four facts only the
-store has: whether it is marked retracted, when it was first seen, its tags and the saved
-queries that found it. ``read_papers`` turns rows of ``papers`` into them, reading authors,
+store has: whether it is marked retracted, when it was first seen, its tags (with where each came
+from: PubTator3 or the dictionary) and the saved queries that found it. ``read_papers`` turns rows of ``papers`` into them, reading authors,
 keywords, tags and query names in one query per table for a whole batch.
 """
 
@@ -46,6 +46,8 @@ class StoredPaper(PaperRecord):
     first_seen: dt.datetime | None = None
     tags: tuple[tuple[str, str], ...] = field(default=())  # (name, kind), sorted by name
     queries: tuple[str, ...] = ()
+    # (name, origin, identifier) per tag, as ``tags``: pubtator3 when PubTator3 gave it in any field
+    tag_origins: tuple[tuple[str, str, str | None], ...] = ()
 
     @classmethod
     def of(cls, record: PaperRecord, **store_facts: Any) -> StoredPaper:
@@ -69,7 +71,7 @@ class StoredPaper(PaperRecord):
 
 def _details(conn: Connection, pmids: Sequence[int]) -> dict[str, dict[int, list[Any]]]:
     """Authors, keywords, tags and query names of these papers, in one query per table."""
-    found: dict[str, dict[int, list[Any]]] = {name: defaultdict(list) for name in ("authors", "keywords", "tags", "queries")}
+    found: dict[str, dict[int, list[Any]]] = {name: defaultdict(list) for name in ("authors", "keywords", "tags", "origins", "queries")}
     row: Any
     for chunk in in_chunks(pmids):
         for row in conn.execute(
@@ -86,10 +88,16 @@ def _details(conn: Connection, pmids: Sequence[int]) -> dict[str, dict[int, list
         ):
             found["keywords"][row.paper_pmid].append(Keyword(row.keyword))
         for row in conn.execute(
-            sa.select(paper_tags.c.paper_pmid, paper_tags.c.tag, paper_tags.c.kind).distinct()
+            sa.select(paper_tags.c.paper_pmid, paper_tags.c.tag, paper_tags.c.kind, paper_tags.c.origin,
+                      paper_tags.c.identifier)
             .where(paper_tags.c.paper_pmid.in_(chunk)).order_by(paper_tags.c.paper_pmid, paper_tags.c.tag)
         ):
-            found["tags"][row.paper_pmid].append((row.tag, row.kind))
+            tags, origins = found["tags"][row.paper_pmid], found["origins"][row.paper_pmid]
+            if not tags or tags[-1][0] != row.tag:
+                tags.append((row.tag, row.kind))
+                origins.append((row.tag, row.origin, row.identifier))
+            elif row.origin == "pubtator3" and origins[-1][1] != "pubtator3":
+                origins[-1] = (row.tag, row.origin, row.identifier)
         for row in conn.execute(
             sa.select(query_hits.c.paper_pmid, query_hits.c.query_name)
             .where(query_hits.c.paper_pmid.in_(chunk)).order_by(query_hits.c.paper_pmid, query_hits.c.query_name)
@@ -114,6 +122,7 @@ def read_papers(conn: Connection, rows: Sequence[Any]) -> list[StoredPaper]:
             date_completed=row.date_completed, date_revised=row.date_revised,
             retracted=bool(row.retracted), first_seen=utc(row.first_seen) if row.first_seen else None,
             tags=tuple(details["tags"].get(row.pmid, ())), queries=tuple(details["queries"].get(row.pmid, ())),
+            tag_origins=tuple(details["origins"].get(row.pmid, ())),
         )
         for row in rows
     ]
