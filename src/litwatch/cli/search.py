@@ -185,14 +185,18 @@ def _overlap_rows(overlaps: Sequence[_stats.Overlap]) -> list[Sequence[object]]:
                    "tag (--by tag) or condition (--by condition).")
 @click.option("--top", type=click.IntRange(min=1), default=8, show_default=True, metavar="N",
               help="With --plot: draw the N largest queries, tags or conditions.")
+@click.option("--bridges", "list_bridges", is_flag=True,
+              help="Also list the bridge papers: a gene or pathway with two or more conditions, or the "
+                   "first paper in the store linking a gene with a condition.")
 @pass_ctx
 def stats_command(ctx: _Context, by: str, since: dt.datetime | None, until: dt.datetime | None,
-                  min_conditions: int, plot: Path | None, top: int) -> None:
+                  min_conditions: int, plot: Path | None, top: int, list_bridges: bool) -> None:
     """Count papers over time, per tag, per saved query or per condition.
 
     --by condition adds the comorbidity overlap: the genes and pathways tagged in papers of two
     or more conditions, with the papers of each (BOTH counts papers where the gene stands beside
-    two conditions at once).
+    two conditions at once). --bridges lists the papers that bridge a gene or pathway and
+    conditions (digests mark them too).
     """
     if plot is not None and plot.suffix.lower() != ".png":
         raise InputError(f"--plot {plot}: the file must end in .png")
@@ -202,6 +206,8 @@ def stats_command(ctx: _Context, by: str, since: dt.datetime | None, until: dt.d
     with _disposing(ctx.engine()) as engine:
         _stats_command(engine, by, since.date() if since else None, until.date() if until else None,
                        min_conditions, plot, top)
+        if list_bridges:
+            _bridges(engine)
 
 
 def _stats_command(engine: Engine, by: str, start: dt.date | None, end: dt.date | None, min_conditions: int,
@@ -232,6 +238,17 @@ def _stats_command(engine: Engine, by: str, start: dt.date | None, end: dt.date 
         series = _stats.monthly_series(engine, series_kind, since=start, until=end, top=top)
         _stats.plot(series, plot, title=f"litwatch: papers per month, per {series_kind}")
         click.echo(f"wrote {plot} ({len(series)} line(s), one per {series_kind})", err=True)
+
+
+def _bridges(engine: Engine) -> None:
+    """`stats --bridges`: every bridge paper, the newest PMID first, with why it is one."""
+    from litwatch.store.bridges import bridges
+
+    with engine.connect() as conn:
+        found = sorted(bridges(conn).values(), key=lambda b: -b.pmid)
+    click.echo()
+    click.echo("Bridge papers:")
+    click.echo(_table(("pmid", "bridge"), [(b.pmid, b.line()) for b in found]) if found else "none")
 
 
 def _date(paper: StoredPaper) -> str:
