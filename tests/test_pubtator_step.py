@@ -303,3 +303,24 @@ def test_litwatch_run_with_pubtator3_down_exits_0_with_one_warning_then_catches_
     up = cli.invoke(main, ["run", "--query", "migraine-immunology"])
     assert up.exit_code == 0 and "PubTator3: asked 13, annotated 1, not yet 12, 1 request\n" in up.output
     assert "TP53" not in cli.invoke(main, ["tag", "--explain-pmid", str(P53)]).output
+
+
+def test_1000_new_papers_cost_10_requests_and_the_next_day_1_for_those_still_missing(pubtator, tmp_path, tagger):
+    from litwatch.store import engine as db
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'many.sqlite'}")
+    db.migrate(engine)
+    with FakeEutils() as eutils:
+        eutils.add_records_from_file(FIXTURES / "pubmed" / "metapub" / f"{P53}.xml", crdt=TODAY)
+        clones = eutils.add_clones(1000, first_pmid=40_000_000, crdt=TODAY)
+        del eutils.records[P53]
+        pubtator.add_documents_from_dir(FIXTURES / "pubtator3")
+        pubtator.add_clones(980, first_pmid=40_000_000)  # PubTator3 lacks the last 20
+        first = run(engine, eutils, client_for(pubtator.url), tagger)
+        assert first.new == 1000 and first.pubtator is not None
+        assert (first.pubtator.asked, first.pubtator.annotated, first.pubtator.requests) == (1000, 980, 10)
+        next_day = run(engine, eutils, client_for(pubtator.url), tagger, NOW + dt.timedelta(days=1))
+    assert next_day.pubtator is not None
+    assert (next_day.pubtator.asked, next_day.pubtator.requests) == (20, 1)
+    assert pubtator.requests[-1].pmids == clones[980:]
+    engine.dispose()
