@@ -162,7 +162,7 @@ def test_pubtator3_down_the_run_succeeds_with_dictionary_tags_and_one_warning(
         url = f"http://127.0.0.1:{free_port()}/research/pubtator3-api/"
     receipt = run(engine, pubmed, client_for(url), tagger)
     assert receipt.ok and receipt.status == "ok" and receipt.new == 2
-    assert len(receipt.warnings) == 1 and receipt.warnings[0].startswith("PubTator3: PubTator3 ")
+    assert len(receipt.warnings) == 1 and receipt.warnings[0].startswith("PubTator3 ")
     assert "papers keep their dictionary tags; the next run asks again" in receipt.warnings[0]
     assert ("TP53", "title", "dictionary") in origins(engine, P53)
     with engine.connect() as conn:
@@ -295,7 +295,7 @@ def test_litwatch_run_with_pubtator3_down_exits_0_with_one_warning_then_catches_
     down = cli.invoke(main, ["run", "--query", "migraine-immunology"])
     assert down.exit_code == 0, down.output
     warned = [line for line in down.output.splitlines() if "PubTator3" in line]
-    assert len(warned) == 1 and warned[0].startswith("litwatch: warning: PubTator3: PubTator3 at http://127.0.0.1:")
+    assert len(warned) == 1 and warned[0].startswith("litwatch: warning: PubTator3 at http://127.0.0.1:")
     assert "papers keep their dictionary tags; the next run asks again" in warned[0]
     assert "TP53" in cli.invoke(main, ["tag", "--explain-pmid", str(P53)]).output
     pubtator.add_document(document(MOLCEL, P53))
@@ -324,3 +324,25 @@ def test_1000_new_papers_cost_10_requests_and_the_next_day_1_for_those_still_mis
     assert (next_day.pubtator.asked, next_day.pubtator.requests) == (20, 1)
     assert pubtator.requests[-1].pmids == clones[980:]
     engine.dispose()
+
+
+def test_a_scheduled_run_with_pubtator3_down_is_ok_and_its_log_line_says_so(engine, pubmed, pubtator, tagger,
+                                                                            tmp_path):
+    from litwatch.config import Settings
+    from litwatch.scheduling.plan import build_plan
+
+    url = f"http://127.0.0.1:{free_port()}/research/pubtator3-api/"
+    settings = Settings(queries_dir=tmp_path / "queries", eutils_url=pubmed.url, email="librarian@example.org",
+                        pubtator_url=url, max_retries=0)
+    worker = jobs.Worker(engine, settings, clock=lambda: NOW, tagger=tagger,
+                         client=EutilsClient(pubmed.url, "librarian@example.org", backoff=0.0))
+    [down] = worker.run_due(build_plan([QUERY], [], []))
+    assert down.status == "ok" and down.receipt.new == 2
+    assert f"; warning: PubTator3 at {url}: cannot connect (connection refused)" in down.line()
+    assert down.message.endswith("(papers keep their dictionary tags; the next run asks again)")
+    pubtator.add_document(document(MOLCEL, P53))
+    worker.pubtator = client_for(pubtator.url)
+    worker.clock = lambda: NOW + dt.timedelta(days=1)
+    [up] = worker.run_due(build_plan([QUERY], [], []))
+    assert up.status == "ok" and up.message.endswith("; PubTator3: asked 2, annotated 1, not yet 1, 1 request")
+    assert ("RELA", "title", "pubtator3") in origins(engine, P53)

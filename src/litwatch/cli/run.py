@@ -137,7 +137,7 @@ def _pubtator_step(ctx: _Context, engine: Engine, tagger: Tagger | None) -> None
     receipt = pubtator_step.annotate(engine, PubtatorClient.from_settings(ctx.settings), tagger,
                                      now=utcnow())
     if receipt.warning is not None:
-        click.echo(f"litwatch: warning: PubTator3: {receipt.warning}", err=True)
+        click.echo(f"litwatch: warning: {receipt.warning}", err=True)
     elif not receipt.quiet:
         click.echo(receipt.line())
 

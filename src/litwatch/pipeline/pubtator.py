@@ -77,9 +77,10 @@ class PubtatorReceipt:
         """One line for the run's report."""
         if self.off:
             return "PubTator3 off (LITWATCH_PUBTATOR=off): dictionary tags only"
-        text = (f"PubTator3: asked {self.asked}, annotated {self.annotated}, not yet {self.missing}, "
+        if self.warning is not None:
+            return f"warning: {self.warning}"
+        return (f"PubTator3: asked {self.asked}, annotated {self.annotated}, not yet {self.missing}, "
                 f"{self.requests} request{'' if self.requests == 1 else 's'}")
-        return text if self.warning is None else f"{text}; warning: {self.warning}"
 
 
 def pending(conn: Connection, now: dt.datetime, *, max_age: dt.timedelta | None = MAX_AGE,
@@ -181,4 +182,4 @@ def after_pubmed(engine: Engine, client: Pubtator | None, receipt: Receipt, *, n
         return
     receipt.pubtator = annotate(engine, client, tagger, now=now)
     if receipt.pubtator.warning is not None:
-        receipt.warnings.append(f"PubTator3: {receipt.pubtator.warning}")
+        receipt.warnings.append(receipt.pubtator.warning)
