@@ -41,6 +41,7 @@ def run_once(fake: FakeEutils, europepmc: FakeEuropePmc, folder: Path, name: str
         "LITWATCH_DATABASE_URL": f"sqlite:///{database}", "LITWATCH_QUERIES_DIR": str(fault_corpus.QUERIES),
         "LITWATCH_EUTILS_URL": fake.url, "LITWATCH_EUROPEPMC_URL": europepmc.url, "LITWATCH_EMAIL": "bench@example.org", "NCBI_API_KEY": "bench",
         "LITWATCH_FETCH_BATCH": str(BATCH), "LITWATCH_REQUEST_TIMEOUT": str(TIMEOUT),
+        "LITWATCH_PUBTATOR": "off",  # E-utilities faults are measured here; PubTator3 has its own bench
     }
     subprocess.run([LITWATCH, "init"], env=env, cwd=folder, check=True, capture_output=True)
     done = subprocess.run([LITWATCH, "run"], env=env, cwd=folder, capture_output=True, text=True)

@@ -67,6 +67,7 @@ class Workspace:
         self._replay: contextlib.ExitStack | None = None
         self.eutils_url: str | None = None
         self.europepmc_url: str | None = None
+        self.pubtator_url: str | None = None
 
     def replay(self) -> None:
         """Serve the recorded PubMed records on loopback for the sessions after this call."""
@@ -79,6 +80,7 @@ class Workspace:
             fake = self._replay.enter_context(replay_eutils.serve())
             self.eutils_url = fake.url
             self.europepmc_url = self._replay.enter_context(replay_eutils.serve_europepmc()).url
+            self.pubtator_url = self._replay.enter_context(replay_eutils.serve_pubtator()).url
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LITWATCH_") and k != "NCBI_API_KEY"}
@@ -88,6 +90,10 @@ class Workspace:
             env["LITWATCH_EUTILS_URL"] = self.eutils_url
         if self.europepmc_url:
             env["LITWATCH_EUROPEPMC_URL"] = self.europepmc_url
+        if self.pubtator_url:
+            env["LITWATCH_PUBTATOR_URL"] = self.pubtator_url
+        else:
+            env["LITWATCH_PUBTATOR"] = "off"  # a session without the replay asks no real PubTator3
         return env
 
     def run(self, command: str, *, stdin: str | None = None) -> str:

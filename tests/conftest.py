@@ -45,6 +45,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.setenv("LITWATCH_EUROPEPMC_URL", _quiet_europepmc.url)
+    monkeypatch.setenv("LITWATCH_PUBTATOR", "off")  # never the real PubTator3: its tests point it at a fake
 
 
 def _postgres_database() -> Iterator[str]:

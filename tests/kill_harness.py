@@ -50,7 +50,7 @@ CHILD_GRACE = 1.0  # seconds a child process may outlive its killed writer
 def command_env(**settings: str) -> dict[str, str]:
     """This process's environment without any litwatch setting or secret, plus ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LITWATCH_") and k != "NCBI_API_KEY"}
-    return env | {"PYTHONPATH": str(SRC), "PYTHONDONTWRITEBYTECODE": "1"} | settings
+    return env | {"PYTHONPATH": str(SRC), "PYTHONDONTWRITEBYTECODE": "1", "LITWATCH_PUBTATOR": "off"} | settings
 
 
 def run_to_end(command: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> float:

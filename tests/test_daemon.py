@@ -68,7 +68,7 @@ def fill(fake: FakeEutils, folder: Path, *, papers: int = 3, schedule: str | Non
 
 def settings_for(tmp_path: Path, fake: FakeEutils) -> Settings:
     return Settings(queries_dir=tmp_path / "queries", eutils_url=fake.url, email="librarian@example.org",
-                    outbox=tmp_path / "outbox")
+                    outbox=tmp_path / "outbox", pubtator="off")
 
 
 # -- triggers -------------------------------------------------------------------------------------

@@ -70,7 +70,8 @@ def big_file(path: Path, megabytes: int) -> int:
 def env(tmp_path: Path) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LITWATCH_") and k != "NCBI_API_KEY"}
     return clean | {"LITWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'store.sqlite'}",
-                    "LITWATCH_QUERIES_DIR": str(tmp_path / "queries"), "PYTHONDONTWRITEBYTECODE": "1"}
+                    "LITWATCH_QUERIES_DIR": str(tmp_path / "queries"), "PYTHONDONTWRITEBYTECODE": "1",
+                    "LITWATCH_PUBTATOR": "off"}
 
 
 @pytest.fixture

@@ -109,7 +109,7 @@ def client_for(fake: FakeEutils) -> EutilsClient:
 
 def settings_for(tmp_path: Path, fake: FakeEutils, database_url: str = "sqlite://") -> Settings:
     return Settings(database_url=database_url, queries_dir=tmp_path / "queries", eutils_url=fake.url,
-                    email="librarian@example.org", outbox=tmp_path / "outbox")
+                    email="librarian@example.org", outbox=tmp_path / "outbox", pubtator="off")
 
 
 def worker_for(engine: Engine, tmp_path: Path, fake: FakeEutils, clock: FakeClock, **kw: Any) -> jobs.Worker:
@@ -354,7 +354,7 @@ def command_env(tmp_path: Path, fake: FakeEutils, database_url: str, **extra: st
     return env | {"PYTHONPATH": str(SRC), "LITWATCH_DATABASE_URL": database_url,
                   "LITWATCH_QUERIES_DIR": str(tmp_path / "queries"), "LITWATCH_EUTILS_URL": fake.url,
                   "LITWATCH_EMAIL": "librarian@example.org", "LITWATCH_OUTBOX": str(tmp_path / "outbox"),
-                  "LITWATCH_EUROPEPMC_URL": os.environ["LITWATCH_EUROPEPMC_URL"]} | extra
+                  "LITWATCH_EUROPEPMC_URL": os.environ["LITWATCH_EUROPEPMC_URL"], "LITWATCH_PUBTATOR": "off"} | extra
 
 
 LITWATCH = [sys.executable, "-c", "from litwatch.cli import main; main()"]

@@ -103,7 +103,7 @@ def test_a_scheduled_run_searches_preprints_after_pubmed_and_fails_loudly_when_e
     monday = dt.datetime(2025, 6, 23, 7, 0, tzinfo=dt.UTC)
     query = dataclasses.replace(QUERY, schedule="0 6 * * mon")
     settings = Settings(queries_dir=tmp_path / "queries", eutils_url=fake_eutils.url, europepmc_url=europepmc.url,
-                        email="librarian@example.org", max_retries=1)
+                        email="librarian@example.org", max_retries=1, pubtator="off")
     worker = jobs.Worker(engine, settings, clock=lambda: monday,
                          client=EutilsClient(fake_eutils.url, "librarian@example.org", backoff=0.0))
     [result] = worker.run_due(build_plan([query], [], []))

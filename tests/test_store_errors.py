@@ -61,7 +61,7 @@ def litwatch(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
     """The command as a separate process, as a user or cron runs it."""
     code = "import sys; from litwatch.cli import main; sys.exit(main())"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
-                          env={"PATH": os.environ.get("PATH", ""), **env})
+                          env={"PATH": os.environ.get("PATH", ""), "LITWATCH_PUBTATOR": "off", **env})
 
 
 @contextmanager

@@ -47,7 +47,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                "Find papers: full text (title, abstract, keywords) and filters, newest first."),
     "stats": ("search", "stats_command", "Count papers over time, per tag, per saved query or per condition."),
     "tag": ("ingest", "tag_command",
-            "Tag papers by gene, pathway and condition, or explain why a text is tagged."),
+            "Tag papers by gene, pathway and condition, or explain why a text or a paper is tagged."),
     "vocab": ("ingest", "vocab_group", "Tag vocabularies (the files in QUERIES_DIR/vocab)."),
 }
 

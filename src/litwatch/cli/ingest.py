@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
@@ -14,10 +15,12 @@ from sqlalchemy.engine import Engine
 
 from litwatch.cli import tables
 from litwatch.cli.app import _Context, pass_ctx
+from litwatch.clock import utcnow
 from litwatch.errors import InputError
 from litwatch.pipeline import ingest
 from litwatch.store import engine as db
 from litwatch.store import tags as tag_store
+from litwatch.tagging.tagger import Tagger
 
 # read, new, updated, deleted and skipped say whether a load worked; --wide adds unchanged, merged
 _ingest_table = tables.Layout(narrow=("file", "read", "new", "updated", "deleted", "skipped"), clip_left=("file",))
@@ -79,20 +82,33 @@ def ingest_command(ctx: _Context, paths: tuple[Path, ...], batch_size: int, no_t
 
 
 @click.command(name="tag")
-@click.option("--all", "retag", is_flag=True, help="Re-tag every paper in the store (after a vocabulary edit).")
+@click.option("--all", "retag", is_flag=True, help="Re-tag every paper in the store (after a vocabulary edit); "
+              "PubTator3 tags stay.")
+@click.option("--pubtator", is_flag=True, help="Ask PubTator3 about every stored paper it has not annotated yet, "
+              "and replace their gene tags with its annotations.")
 @click.option("--explain", metavar="TEXT", help="Show every match in TEXT ('-' reads standard input).")
+@click.option("--explain-pmid", "explain_pmid", type=int, metavar="PMID",
+              help="Show a stored paper's tags: field, origin (pubtator3 or dictionary), identifier, span.")
 @click.option("--jsonl", is_flag=True, help='Read {"id": ..., "text": ...} lines on stdin; write one result line each.')
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Output of --explain.")
+              help="Output of --explain and --explain-pmid.")
 @click.option("--batch-size", default=1000, show_default=True, help="Papers per transaction with --all.")
 @pass_ctx
-def tag_command(ctx: _Context, retag: bool, explain: str | None, jsonl: bool, fmt: str, batch_size: int) -> None:
-    """Tag papers by gene, pathway and condition, or explain why a text is tagged."""
-    if sum((retag, explain is not None, jsonl)) != 1:
-        raise InputError("give exactly one of --all, --explain TEXT, --jsonl (see litwatch tag --help)")
+def tag_command(ctx: _Context, retag: bool, pubtator: bool, explain: str | None, explain_pmid: int | None,
+                jsonl: bool, fmt: str, batch_size: int) -> None:
+    """Tag papers by gene, pathway and condition, or explain why a text or a paper is tagged."""
+    if sum((retag, pubtator, explain is not None, explain_pmid is not None, jsonl)) != 1:
+        raise InputError("give exactly one of --all, --pubtator, --explain TEXT, --explain-pmid PMID, --jsonl "
+                         "(see litwatch tag --help)")
+    if explain_pmid is not None:
+        _explain_paper(ctx.engine(), explain_pmid, fmt)
+        return
     tagger = tag_store.load_tagger(ctx.settings.vocab_dir)
     if tagger is None:
         raise InputError(f"no vocabulary folder at {ctx.settings.vocab_dir} (set LITWATCH_QUERIES_DIR)")
+    if pubtator:
+        _ask_pubtator(ctx, tagger)
+        return
     if explain is not None:
         text = sys.stdin.read() if explain == "-" else explain
         if fmt == "json":
@@ -121,6 +137,35 @@ def tag_command(ctx: _Context, retag: bool, explain: str | None, jsonl: bool, fm
     else:
         papers, tags = tag_store.retag_all(engine, tagger, batch_size=batch_size)
     click.echo(f"tagged {papers} papers: {tags} tags (vocabulary version {tagger.version})")
+
+
+def _explain_paper(engine: Engine, pmid: int, fmt: str) -> None:
+    """`tag --explain-pmid`: the stored tags of one paper, and where each came from."""
+    with engine.connect() as conn:
+        if not conn.execute(sa.text("SELECT 1 FROM papers WHERE pmid = :p"), {"p": pmid}).first():
+            raise InputError(f"PMID {pmid} is not in the store (litwatch search finds stored papers)")
+        tags = tag_store.stored_tags(conn, pmid)
+    if fmt == "json":
+        click.echo(json.dumps(tags, ensure_ascii=False))
+        return
+    rows = [(t["tag"], t["kind"], t["source"], t["origin"], t["identifier"] or "",
+             "" if t["span_start"] is None else f"{t['span_start']}-{t['span_end']}", t["matched_text"])
+            for t in tags]
+    headers = ("tag", "kind", "field", "origin", "identifier", "span", "text")
+    click.echo(_table(headers, rows) if rows else f"PMID {pmid} has no tags")
+
+
+def _ask_pubtator(ctx: _Context, tagger: Tagger) -> None:
+    """`tag --pubtator`: PubTator3's annotations of every stored paper that lacks them, whatever its age."""
+    from litwatch.pipeline import pubtator as pubtator_step
+    from litwatch.sources.pubtator import PubtatorClient
+
+    client = PubtatorClient.from_settings(ctx.settings)
+    if not client.enabled:
+        raise InputError("PubTator3 is off (LITWATCH_PUBTATOR=off): unset it to ask PubTator3")
+    receipt = pubtator_step.annotate(ctx.engine(), client, tagger, now=utcnow(), max_age=None,
+                                     ask_again=dt.timedelta(0), strict=True)
+    click.echo(f"{receipt.line()}: {receipt.tags} tags")
 
 
 def _paper_count(engine: Engine) -> int:

@@ -9,19 +9,24 @@ import sys
 from collections.abc import Sequence
 
 import click
+from sqlalchemy.engine import Engine
 
 from litwatch.cli import tables
 from litwatch.cli.app import _Context, pass_ctx
 from litwatch.cli.app import report_problems as _report_problems
 from litwatch.cli.queries import select_queries
+from litwatch.clock import utcnow
+from litwatch.pipeline import pubtator as pubtator_step
 from litwatch.pipeline import run as runner
 from litwatch.scheduling import jobs
 from litwatch.sources.europepmc import EuropePmcClient
 from litwatch.sources.eutils import EutilsClient
+from litwatch.sources.pubtator import PubtatorClient
 from litwatch.store import engine as db
 from litwatch.store import rate_budget
 from litwatch.store import tags as tag_store
 from litwatch.store.leases import DEFAULT_TTL as _LEASE_TTL
+from litwatch.tagging.tagger import Tagger
 
 # what says a run worked; --wide adds the search count, ids seen, requests, retries, seconds...
 # "updated": stored papers the update pass found revised by PubMed (retractions, errata, MeSH...)
@@ -84,6 +89,9 @@ def run_command(
 
     A query with a `preprints` search then searches Europe PMC for preprints (not with --dry-run
     or --since); its receipts are the second table, and a failed Europe PMC search fails the query.
+    Then PubTator3 annotates the genes and diseases of new papers (LITWATCH_PUBTATOR=off: not
+    asked); papers it lacks keep dictionary tags and are asked about again by later runs, and
+    PubTator3 failing is one warning, not a failed run.
 
     Exit 0 when every query succeeded, 1 if any failed (after finishing the others), 2 for invalid
     input (query files, options).
@@ -110,6 +118,8 @@ def run_command(
         for query in selected
     ]
     _print_receipts(receipts)
+    if not dry_run:
+        _pubtator_step(ctx, engine, tagger)
     skipped = [r for r in receipts if r.skipped is not None]
     if skipped:
         click.echo(f"skipped {len(skipped)} quer{'y' if len(skipped) == 1 else 'ies'} running in another process: "
@@ -119,6 +129,17 @@ def run_command(
     if bad_files:
         click.echo(f"litwatch: error: {bad_files} problem(s) in query files; those queries did not run", err=True)
         sys.exit(2)
+
+
+def _pubtator_step(ctx: _Context, engine: Engine, tagger: Tagger | None) -> None:
+    """PubTator3's annotations of what the queries stored, asked once for the whole run: a line
+    saying what it did, or one warning when PubTator3 failed (the run still succeeds)."""
+    receipt = pubtator_step.annotate(engine, PubtatorClient.from_settings(ctx.settings), tagger,
+                                     now=utcnow())
+    if receipt.warning is not None:
+        click.echo(f"litwatch: warning: {receipt.warning}", err=True)
+    elif not receipt.quiet:
+        click.echo(receipt.line())
 
 
 # --- scheduled runs: `litwatch run-due` (cron, systemd timer) and `litwatch schedule` (daemon) ---

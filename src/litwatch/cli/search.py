@@ -32,6 +32,7 @@ _table = tables.table
 SEARCH_LIMIT = 20
 EXPORT_FORMATS = ("csv", "json", "bibtex", "ris")  # delivery.export.FORMATS
 STATS_BY = ("month", "tag", "query", "condition")  # store.stats.BY
+PUBTATOR3 = "pubtator3"  # store.tags.PUBTATOR3: a tag's origin when PubTator3 gave it
 
 
 @contextlib.contextmanager
@@ -121,6 +122,8 @@ def _search_command(engine: Engine, text: tuple[str, ...], tags: tuple[str, ...]
     if fmt == "table":
         if papers:
             click.echo(papers_table(papers, tables.terminal_width()))
+        if any(origin == PUBTATOR3 for p in papers for _, origin, _ in p.tag_origins):
+            click.echo(f"* tag from PubTator3's annotations (`litwatch tag --explain-pmid {papers[0].pmid}` says more)")
     else:
         _export.write(fmt, papers, sys.stdout)
     if not papers:
@@ -182,14 +185,18 @@ def _overlap_rows(overlaps: Sequence[_stats.Overlap]) -> list[Sequence[object]]:
                    "tag (--by tag) or condition (--by condition).")
 @click.option("--top", type=click.IntRange(min=1), default=8, show_default=True, metavar="N",
               help="With --plot: draw the N largest queries, tags or conditions.")
+@click.option("--bridges", "list_bridges", is_flag=True,
+              help="Also list the bridge papers: a gene or pathway with two or more conditions, or the "
+                   "first paper in the store linking a gene with a condition.")
 @pass_ctx
 def stats_command(ctx: _Context, by: str, since: dt.datetime | None, until: dt.datetime | None,
-                  min_conditions: int, plot: Path | None, top: int) -> None:
+                  min_conditions: int, plot: Path | None, top: int, list_bridges: bool) -> None:
     """Count papers over time, per tag, per saved query or per condition.
 
     --by condition adds the comorbidity overlap: the genes and pathways tagged in papers of two
     or more conditions, with the papers of each (BOTH counts papers where the gene stands beside
-    two conditions at once).
+    two conditions at once). --bridges lists the papers that bridge a gene or pathway and
+    conditions (digests mark them too).
     """
     if plot is not None and plot.suffix.lower() != ".png":
         raise InputError(f"--plot {plot}: the file must end in .png")
@@ -199,6 +206,8 @@ def stats_command(ctx: _Context, by: str, since: dt.datetime | None, until: dt.d
     with _disposing(ctx.engine()) as engine:
         _stats_command(engine, by, since.date() if since else None, until.date() if until else None,
                        min_conditions, plot, top)
+        if list_bridges:
+            _bridges(engine)
 
 
 def _stats_command(engine: Engine, by: str, start: dt.date | None, end: dt.date | None, min_conditions: int,
@@ -231,6 +240,17 @@ def _stats_command(engine: Engine, by: str, start: dt.date | None, end: dt.date 
         click.echo(f"wrote {plot} ({len(series)} line(s), one per {series_kind})", err=True)
 
 
+def _bridges(engine: Engine) -> None:
+    """`stats --bridges`: every bridge paper, the newest PMID first, with why it is one."""
+    from litwatch.store.bridges import bridges
+
+    with engine.connect() as conn:
+        found = sorted(bridges(conn).values(), key=lambda b: -b.pmid)
+    click.echo()
+    click.echo("Bridge papers:")
+    click.echo(_table(("pmid", "bridge"), [(b.pmid, b.line()) for b in found]) if found else "none")
+
+
 def _date(paper: StoredPaper) -> str:
     from litwatch.delivery import export as _export
 
@@ -242,13 +262,19 @@ def _date(paper: StoredPaper) -> str:
     return str(paper.pub_year or "")
 
 
+def _tag_labels(paper: StoredPaper) -> str:
+    """The paper's tags, those PubTator3 gave marked with a star."""
+    given = {tag for tag, origin, _ in paper.tag_origins if origin == PUBTATOR3}
+    return ", ".join(tag + ("*" if tag in given else "") for tag in paper.tag_names)
+
+
 def papers_table(papers: Sequence[StoredPaper], width: int) -> str:
     """Papers in ``width`` columns: the PMID (a preprint's ``PPR`` id), date, first author, title,
     and tags when there is room."""
     firsts = [(p.authors[0].last_name or p.authors[0].collective_name or "") if p.authors else "" for p in papers]
     pmid_w = max([4, *(len(p.identifier) for p in papers)])
     rows = [(p.identifier.rjust(pmid_w), _date(p), f + (" et al." if f and len(p.authors) > 1 else ""),
-             ("[RETRACTED] " if p.retracted else "") + p.title, ", ".join(p.tag_names))
+             ("[RETRACTED] " if p.retracted else "") + p.title, _tag_labels(p))
             for f, p in zip(firsts, papers)]
     fixed = pmid_w + max([4, *(len(r[1]) for r in rows)])
     room = width - fixed - 4 * 2

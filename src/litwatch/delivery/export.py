@@ -31,8 +31,9 @@ from litwatch.store.stored import StoredPaper
 FORMATS = ("csv", "json", "bibtex", "ris")
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 CSV_COLUMNS = (
-    "pmid", "preprint_id", "server", "version", "doi", "pmcid", "title", "authors", "journal", "journal_abbrev", "volume", "issue", "pages",
-    "pub_year", "pub_date", "retracted", "tags", "queries", "keywords", "first_seen", "url", "abstract",
+    "pmid", "preprint_id", "server", "version", "doi", "pmcid", "title", "authors", "journal", "journal_abbrev",
+    "volume", "issue", "pages", "pub_year", "pub_date", "retracted", "tags", "tag_origins", "tag_identifiers",
+    "queries", "keywords", "first_seen", "url", "abstract",
 )
 LIST_SEPARATOR = "; "
 
@@ -94,6 +95,8 @@ def json_object(paper: StoredPaper) -> dict[str, Any]:
         "retracted": paper.retracted,
         "tags": paper.tag_names,
         "tag_kinds": dict(paper.tags),
+        "tag_origins": {tag: origin for tag, origin, _ in paper.tag_origins},  # pubtator3 | dictionary
+        "tag_identifiers": {tag: ident for tag, _, ident in paper.tag_origins if ident},  # NCBIGene:..., MESH:...
         "queries": list(paper.queries),
         "keywords": [k.text for k in paper.keywords],
         "first_seen": paper.first_seen.isoformat() if paper.first_seen else None,
@@ -110,6 +113,8 @@ def csv_row(paper: StoredPaper) -> dict[str, str]:
         value = obj[column]
         if isinstance(value, list):
             row[column] = LIST_SEPARATOR.join(value)
+        elif isinstance(value, dict):
+            row[column] = LIST_SEPARATOR.join(f"{key}={item}" for key, item in value.items())
         elif isinstance(value, bool):
             row[column] = "true" if value else "false"
         else:

@@ -23,6 +23,7 @@ from litwatch.delivery import versions
 from litwatch.delivery.contents import corrections, digests, failed_queries, hits, items, older_papers, papers, tags
 from litwatch.files.groups import Group
 from litwatch.store import models
+from litwatch.store.bridges import bridges
 from litwatch.store.engine import in_chunks
 
 authors_t = models.table(models.Author)
@@ -63,6 +64,7 @@ class Entry:
     sort_key: tuple[dt.date, int]
     tag_keys: frozenset[str] = frozenset()  # every tag, case-folded, for grouping by tag
     badge: str | None = None  # "preprint (not peer reviewed)" for a preprint (delivery/versions.py)
+    bridge: str | None = None  # "first link of TRIM32 with migraine in your library" (store/bridges.py)
 
     @property
     def comorbidity(self) -> bool:
@@ -168,6 +170,7 @@ def _entries(conn: Connection, group: Group, pmids: Sequence[int]) -> dict[int, 
         for pmid, ref_type in conn.execute(sa.select(corrections.c.paper_pmid, corrections.c.ref_type).where(
                 corrections.c.paper_pmid.in_(chunk), corrections.c.ref_type.in_(list(MARKS)))):
             marks.setdefault(pmid, set()).add(ref_type)
+    bridging = bridges(conn, [p.pmid for p in rows])
     out: dict[int, Entry] = {}
     order = {q: i for i, q in enumerate(group.queries)}
     for p in rows:
@@ -186,7 +189,8 @@ def _entries(conn: Connection, group: Group, pmids: Sequence[int]) -> dict[int, 
             marks=tuple(MARKS[r] for r in MARKS if r in refs), also_in=tuple(by),
             pubmed_url=versions.entry_url(p.pmid), badge=versions.BADGE if p.kind == "preprint" else None,
             doi_url=f"https://doi.org/{quote(p.doi, safe='/:;()[]._-')}" if p.doi else None,
-            sort_key=(when, p.pmid), tag_keys=frozenset(t.casefold() for ts in kinds.values() for t in ts))
+            sort_key=(when, p.pmid), tag_keys=frozenset(t.casefold() for ts in kinds.values() for t in ts),
+            bridge=clean(bridging[p.pmid].line()) if p.pmid in bridging else None)
     return out
 
 

@@ -42,6 +42,7 @@ from litwatch.tagging.tagger import Tagger
 
 if TYPE_CHECKING:
     from litwatch.pipeline.preprints import PreprintReceipt
+    from litwatch.pipeline.pubtator import PubtatorReceipt
 
 __all__ = ["ESEARCH_CAP", "Eutils", "Receipt", "SearchAnswer", "fetch_batch", "run_query", "search_window",
            "window_term"]
@@ -77,6 +78,7 @@ class Receipt:
     updated: int = 0  # stored papers the update pass found revised and stored anew
     update_requests: int = 0  # E-utilities requests the update pass made (part of ``requests``)
     preprints: PreprintReceipt | None = None  # the query's Europe PMC step (pipeline/preprints.py)
+    pubtator: PubtatorReceipt | None = None  # the PubTator3 step after it (pipeline/pubtator.py)
 
     @property
     def ok(self) -> bool:

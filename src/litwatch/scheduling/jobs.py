@@ -31,8 +31,10 @@ from litwatch.config import Settings
 from litwatch.errors import InputError, LitwatchError, LockHeldError
 from litwatch.files.queries import SavedQuery
 from litwatch.pipeline import preprints as preprint_step
+from litwatch.pipeline import pubtator as pubtator_step
 from litwatch.pipeline import run as runner
 from litwatch.pipeline.preprints import EuropePmc
+from litwatch.pipeline.pubtator import Pubtator
 from litwatch.pipeline.run import Eutils, Receipt
 from litwatch.scheduling import schedules
 from litwatch.scheduling.plan import Job, JobPlan, ScheduledGroup, last_attempt
@@ -133,6 +135,7 @@ class Worker:
     clock: Clock = utcnow
     client: Eutils | None = None  # None: an EutilsClient built from settings on the first query
     europepmc: EuropePmc | None = None  # None: a EuropePmcClient built on the first query with preprints
+    pubtator: Pubtator | None = None  # None: a PubtatorClient built from settings on the first query
     tagger: Tagger | None = None
     vocab_dir: Path | None = None  # when set, the tagger is (re)loaded from here when its files change
     deliver: Deliver = _deliver_group
@@ -158,6 +161,13 @@ class Worker:
 
             self.europepmc = EuropePmcClient.from_settings(self.settings)
         return self.europepmc
+
+    def _pubtator(self) -> Pubtator:
+        if self.pubtator is None:
+            from litwatch.sources.pubtator import PubtatorClient
+
+            self.pubtator = PubtatorClient.from_settings(self.settings)
+        return self.pubtator
 
     def _tagger(self) -> Tagger | None:
         """The tagger for the vocabulary as it is now; an error in it stops query jobs (never untagged papers)."""
@@ -233,10 +243,13 @@ class Worker:
             self.engine, self._client(), query, lease, today=now.astimezone(dt.UTC).date(),
             overlap_days=self.settings.overlap_days, batch_size=self.settings.fetch_batch,
             tagger=self._tagger(), clock=self.clock, abort=self.abort, europepmc=self._europepmc(query),
+            pubtator=self._pubtator(),
         )
         message = describe_receipt(receipt)
         if receipt.preprints is not None:
             message += "; " + receipt.preprints.line().split(": ", 1)[1]
+        if receipt.pubtator is not None and not receipt.pubtator.quiet:
+            message += "; " + receipt.pubtator.line()
         if receipt.interrupted:
             message += "; closed " + "; ".join(receipt.interrupted)
         return JobResult(f"query:{query.name}", "ok" if receipt.ok else "failed", message, receipt)
@@ -296,10 +309,12 @@ def run_query_held(
     abort: threading.Event | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     europepmc: EuropePmc | None = None,
+    pubtator: Pubtator | None = None,
     **options: Any,
 ) -> Receipt:
     """runner.run_query while ``lease`` is held: between batches, stop if the lease was lost or
-    ``abort`` was set (the run is recorded as failed and adds nothing to the coverage ledger)."""
+    ``abort`` was set (the run is recorded as failed and adds nothing to the coverage ledger); then
+    the query's preprints, then PubTator3's annotations of what is stored (pipeline/pubtator.py)."""
 
     def checked(name: str, done: int, total: int) -> None:
         lease.check()
@@ -312,6 +327,7 @@ def run_query_held(
     receipt = runner.run_query(engine, client, query, today=today, clock=clock, progress=checked,
                                holder=lease.holder, **options)
     preprint_step.after_pubmed(engine, europepmc, query, receipt, today=today, clock=clock, options=options)
+    pubtator_step.after_pubmed(engine, pubtator, receipt, now=clock(), tagger=options.get("tagger"))
     return receipt
 
 
@@ -331,6 +347,7 @@ def run_query_job(
     progress: Callable[[str, int, int], None] | None = None,
     lease_ttl: float = leases.DEFAULT_TTL,
     europepmc: EuropePmc | None = None,
+    pubtator: Pubtator | None = None,
 ) -> Receipt:
     """``runner.run_query`` under the lease ``query:<name>``, for a manual ``litwatch run``.
 
@@ -342,7 +359,8 @@ def run_query_job(
         with leases.hold(engine, f"query:{query.name}", ttl=lease_ttl, clock=clock) as lease:
             return run_query_held(engine, client, query, lease, today=today, clock=clock, progress=progress,
                                   overlap_days=overlap_days, batch_size=batch_size, since=since,
-                                  dry_run=dry_run, refetch=refetch, tagger=tagger, europepmc=europepmc)
+                                  dry_run=dry_run, refetch=refetch, tagger=tagger, europepmc=europepmc,
+                                  pubtator=pubtator)
     except LockHeldError as exc:
         return Receipt(query.name, since or today, today, dry_run=dry_run,
                        skipped=exc.holder or "another process")

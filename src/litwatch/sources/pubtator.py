@@ -77,6 +77,7 @@ class GeneMention:
     species: int | None = None  # NCBI Taxonomy id when PubTator gives one
     homologene: str | None = None  # HomoloGene group, shared by a gene's orthologues
     name: str | None = None  # PubTator's own symbol for the gene, in that species' spelling
+    passage_offset: int = 0  # where the passage starts in the document: start - passage_offset is in the field
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class DiseaseMention:
     end: int
     passage: str
     name: str | None = None  # the MeSH heading PubTator normalised to
+    passage_offset: int = 0
 
     @property
     def mesh_id(self) -> str | None:
@@ -131,6 +133,9 @@ class GeneTag:
     start: int
     end: int
     source: str = SOURCE
+    name: str | None = None  # PubTator's symbol for the gene (what a gene without HGNC symbol is tagged as)
+    passage: str = "title"
+    passage_offset: int = 0
 
     @property
     def identifier(self) -> str:
@@ -191,11 +196,12 @@ def read_document(raw: Mapping[str, Any]) -> Annotations:
                             ids, annotation.text, start, end, kind,
                             species=_taxonomy(infons.get("species")),
                             homologene=str(infons["ncbi_homologene"]) if infons.get("ncbi_homologene") else None,
-                            name=infons.get("name"),
+                            name=infons.get("name"), passage_offset=passage.offset,
                         )
                     )
             elif infons.get("type") == "Disease":
-                diseases.append(DiseaseMention(str(identifier), annotation.text, start, end, kind, infons.get("name")))
+                diseases.append(DiseaseMention(str(identifier), annotation.text, start, end, kind, infons.get("name"),
+                                               passage.offset))
     return Annotations(pmid, tuple(genes), tuple(diseases))
 
 
@@ -232,7 +238,8 @@ def gene_tags(
                 human = groups[mention.homologene]
             symbol = symbols.get(human) if human is not None else None
             tags.append(
-                GeneTag(symbol, gene_id, species, human if symbol else None, mention.text, mention.start, mention.end)
+                GeneTag(symbol, gene_id, species, human if symbol else None, mention.text, mention.start, mention.end,
+                        name=mention.name, passage=mention.passage, passage_offset=mention.passage_offset)
             )
     return tags
 

@@ -250,6 +250,27 @@ class PaperTag(Base):
     kind: Mapped[str] = mapped_column(Text, index=True)  # gene | pathway | condition
     matched_text: Mapped[str] = mapped_column(Text)
     vocab_version: Mapped[str] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(Text, default="dictionary", server_default="dictionary")  # | pubtator3
+    identifier: Mapped[str | None] = mapped_column(Text)  # NCBIGene:3552, MESH:D008881 (pubtator3 tags)
+    span_start: Mapped[int | None] = mapped_column(Integer)  # document offsets of the first mention
+    span_end: Mapped[int | None] = mapped_column(Integer)
+    species: Mapped[int | None] = mapped_column(Integer)  # NCBI Taxonomy id of a gene kept without a human symbol
+
+
+class PubtatorPaper(Base):
+    """When PubTator3 was first and last asked about a paper, and when its annotations arrived.
+
+    A paper without ``annotated_at`` keeps its dictionary gene tags; runs ask again for it until
+    it is too old (``pipeline/pubtator.py``), ``litwatch tag --pubtator`` whatever its age.
+    """
+
+    __tablename__ = "pubtator_papers"
+
+    paper_pmid: Mapped[int] = _paper_fk()
+    first_asked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_asked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    annotated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    asks: Mapped[int] = mapped_column(Integer)
 
 
 class Digest(Base):

@@ -2,11 +2,12 @@
 
 A ``StoredPaper`` *is* a ``records.PaperRecord`` (the one record type for a paper, so exports
 and digests read the same fields whatever stage a paper comes from), with the facts only the
-store has: whether it is marked retracted, when it was first seen, its tags, the saved queries
-that found it and, for a preprint (a negative key, ``store/works.py``), its Europe PMC id, server
-and version, so that what users see names ``PPR1036674``, never ``pmid -1036674``.
-``read_papers`` turns rows of ``papers`` into them, reading authors, keywords, tags, query names
-and preprint details in one query per table for a whole batch.
+store has: whether it is marked retracted, when it was first seen, its tags (with where each came
+from: PubTator3 or the dictionary), the saved queries that found it and, for a preprint (a
+negative key, ``store/works.py``), its Europe PMC id, server and version, so that what users see
+names ``PPR1036674``, never ``pmid -1036674``. ``read_papers`` turns rows of ``papers`` into them,
+reading authors, keywords, tags, query names and preprint details in one query per table for a
+whole batch.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class StoredPaper(PaperRecord):
     preprint_id: str | None = None  # a preprint's Europe PMC id (PPR1036674); None for a PubMed paper
     server: str | None = None  # a preprint's server: medRxiv, bioRxiv, Research Square...
     version: int | None = None  # a preprint's version, when Europe PMC gives one
+    # (name, origin, identifier) per tag, as ``tags``: pubtator3 when PubTator3 gave it in any field
+    tag_origins: tuple[tuple[str, str, str | None], ...] = ()
 
     @classmethod
     def of(cls, record: PaperRecord, **store_facts: Any) -> StoredPaper:
@@ -88,7 +91,7 @@ class StoredPaper(PaperRecord):
 def _details(conn: Connection, pmids: Sequence[int]) -> dict[str, dict[int, list[Any]]]:
     """Authors, keywords, tags, query names and preprint details of these papers, in one query per table."""
     found: dict[str, dict[int, list[Any]]] = {
-        name: defaultdict(list) for name in ("authors", "keywords", "tags", "queries", "preprints")}
+        name: defaultdict(list) for name in ("authors", "keywords", "tags", "origins", "queries", "preprints")}
     row: Any
     for chunk in in_chunks(pmids):
         for row in conn.execute(
@@ -105,10 +108,16 @@ def _details(conn: Connection, pmids: Sequence[int]) -> dict[str, dict[int, list
         ):
             found["keywords"][row.paper_pmid].append(Keyword(row.keyword))
         for row in conn.execute(
-            sa.select(paper_tags.c.paper_pmid, paper_tags.c.tag, paper_tags.c.kind).distinct()
+            sa.select(paper_tags.c.paper_pmid, paper_tags.c.tag, paper_tags.c.kind, paper_tags.c.origin,
+                      paper_tags.c.identifier)
             .where(paper_tags.c.paper_pmid.in_(chunk)).order_by(paper_tags.c.paper_pmid, paper_tags.c.tag)
         ):
-            found["tags"][row.paper_pmid].append((row.tag, row.kind))
+            tags, origins = found["tags"][row.paper_pmid], found["origins"][row.paper_pmid]
+            if not tags or tags[-1][0] != row.tag:
+                tags.append((row.tag, row.kind))
+                origins.append((row.tag, row.origin, row.identifier))
+            elif row.origin == "pubtator3" and origins[-1][1] != "pubtator3":
+                origins[-1] = (row.tag, row.origin, row.identifier)
         for row in conn.execute(
             sa.select(query_hits.c.paper_pmid, query_hits.c.query_name)
             .where(query_hits.c.paper_pmid.in_(chunk)).order_by(query_hits.c.paper_pmid, query_hits.c.query_name)
@@ -145,6 +154,7 @@ def read_papers(conn: Connection, rows: Sequence[Any]) -> list[StoredPaper]:
             retracted=bool(row.retracted), first_seen=utc(row.first_seen) if row.first_seen else None,
             tags=tuple(details["tags"].get(row.pmid, ())), queries=tuple(details["queries"].get(row.pmid, ())),
             **_preprint_facts(preprint.get(row.pmid)),
+            tag_origins=tuple(details["origins"].get(row.pmid, ())),
         )
         for row in rows
     ]

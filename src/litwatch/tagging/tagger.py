@@ -68,6 +68,11 @@ class Tag:
     text: str
     source: str  # title | abstract | keyword | mesh | chemical | gene_symbol
     vocab_version: str
+    origin: str = "dictionary"  # or pubtator3 (pipeline/pubtator.py)
+    identifier: str | None = None  # NCBIGene:3552, MESH:D008881
+    start: int | None = None  # offsets of the first mention in its field (title, abstract)
+    end: int | None = None
+    species: int | None = None  # NCBI Taxonomy id of a gene with no human symbol
 
 
 @dataclass(frozen=True)
@@ -192,7 +197,9 @@ class Tagger:
         judged = self._judge([text for _source, text in sources], explain=False)
         for (source, _text), found in zip(sources, judged, strict=True):
             for m, _status in found:
-                seen.setdefault((m.tag, source), Tag(m.tag, m.kind, m.text, source, self.version))
+                span = (m.start, m.end) if source in ("title", "abstract") else (None, None)
+                seen.setdefault((m.tag, source), Tag(m.tag, m.kind, m.text, source, self.version, "dictionary",
+                                                     None, *span))
         for symbol in record.gene_symbols:
             hits = [m for m in self.match(symbol) if m.kind == "gene"]
             if not hits and symbol.upper() != symbol:  # GeneSymbolList keeps mouse case: Foxp3
