@@ -198,6 +198,8 @@ class SmtpMailer:
                              exc) from exc
         except smtplib.SMTPResponseException as exc:
             raise self._fail(f"refused the session ({exc.smtp_code} {_text(exc.smtp_error)})") from exc
+        except smtplib.SMTPServerDisconnected as exc:  # a reset before the greeting reads like a refusal
+            raise self._fail("cannot connect", exc) from exc
         except smtplib.SMTPException as exc:
             raise self._fail("the session failed", exc) from exc
         except (OSError, socket.timeout) as exc:
