@@ -17,7 +17,6 @@ from litwatch.cli.app import _Context, pass_ctx
 from litwatch.errors import InputError
 from litwatch.pipeline import ingest
 from litwatch.store import engine as db
-from litwatch.store import tags as tag_store
 
 # read, new, updated, deleted and skipped say whether a load worked; --wide adds unchanged, merged
 _ingest_table = tables.Layout(narrow=("file", "read", "new", "updated", "deleted", "skipped"), clip_left=("file",))
@@ -88,6 +87,8 @@ def ingest_command(ctx: _Context, paths: tuple[Path, ...], batch_size: int, no_t
 @pass_ctx
 def tag_command(ctx: _Context, retag: bool, explain: str | None, jsonl: bool, fmt: str, batch_size: int) -> None:
     """Tag papers by gene, pathway and condition, or explain why a text is tagged."""
+    from litwatch.store import tags as tag_store  # the ORM models: not for `litwatch ingest`
+
     if sum((retag, explain is not None, jsonl)) != 1:
         raise InputError("give exactly one of --all, --explain TEXT, --jsonl (see litwatch tag --help)")
     tagger = tag_store.load_tagger(ctx.settings.vocab_dir)
