@@ -38,7 +38,7 @@ def test_an_uninitialised_database_is_refused_with_what_to_do(tmp_path: Path) ->
 
 def test_sqlite_connections_are_safe_against_a_kill_and_cache_a_whole_batch(tmp_path: Path) -> None:
     """WAL with synchronous=NORMAL loses no committed batch when the process is killed (only a
-    power cut may take the last ones); the 64 MB page cache holds a batch without spilling it."""
+    power cut may take the last ones); the 16 MB page cache holds a batch without spilling it."""
     engine = db.make_engine(f"sqlite:///{tmp_path / 'lit.sqlite'}")
     with engine.connect() as conn:
         found = [conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in ("journal_mode", "synchronous",
