@@ -17,6 +17,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
@@ -250,7 +251,7 @@ def _insert_new_papers(conn: Connection, rows: list[tuple[Any, ...]]) -> set[int
     inserted: set[int] = set()
     for chunk in in_chunks(rows, _ROWS_PER_INSERT):
         values = ", ".join([row_marks] * len(chunk))
-        params = tuple(value for row in chunk for value in row)
+        params = tuple(chain.from_iterable(chunk))
         result = conn.exec_driver_sql(
             f"INSERT INTO papers ({names}) VALUES {values} ON CONFLICT DO NOTHING RETURNING pmid", params
         )
