@@ -11,13 +11,14 @@ which stays the schema migrations build.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
 from litwatch.store.rows import CHILD_COLUMNS, PAPER_COLUMNS
 
 _STAMP = sa.DateTime(timezone=True)
-_TYPES: dict[str, sa.types.TypeEngine[object]] = {
+_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
     **dict.fromkeys(("pmid", "pmid_version", "pub_year", "paper_pmid", "position", "ref_pmid"), sa.Integer()),
     **dict.fromkeys(("pub_date", "date_completed", "date_revised", "date_entrez", "date_pubmed", "date"), sa.Date()),
     **dict.fromkeys(("retracted", "major_topic"), sa.Boolean()),
