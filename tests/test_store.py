@@ -17,7 +17,7 @@ from litwatch.records import (
     PaperRecord,
     normalize_doi,
 )
-from litwatch.store import models, rows
+from litwatch.store import models, rows, tables
 from litwatch.store import papers as store
 
 
@@ -75,11 +75,22 @@ def test_a_new_paper_is_stored_with_its_children(engine: Engine) -> None:
 
 def test_the_rows_prepared_fill_every_column_of_the_schema() -> None:
     """rows.py lists columns by hand (it must not import SQLAlchemy): it must follow models.py."""
-    papers = {c.name for c in store.papers.columns}
+    papers = {c.name for c in models.table(models.Paper).columns}
     assert set(rows.PAPER_COLUMNS) | {"first_seen", "updated_at", "content_hash", "deleted_at"} == papers
     for table in models.CHILD_TABLES:
         assert set(rows.CHILD_COLUMNS[table.name]) == {c.name for c in table.columns}, table.name
     assert set(rows.CHILD_COLUMNS) == {t.name for t in models.CHILD_TABLES}
+
+
+def test_the_writers_core_tables_follow_the_models() -> None:
+    """store/tables.py spares the writer the ORM: same tables, columns and column types as models.py."""
+    core = (tables.papers, tables.paper_pmids, *tables.CHILD_TABLES)
+    schema = (models.table(models.Paper), models.table(models.PaperPmid), *models.CHILD_TABLES)
+    for clause, table in zip(core, schema, strict=True):
+        assert clause.name == table.name
+        assert [(c.name, type(c.type), getattr(c.type, "timezone", None)) for c in clause.columns] == [
+            (c.name, type(c.type), getattr(c.type, "timezone", None)) for c in table.columns], table.name
+
 
 
 def test_times_and_dates_are_stored_as_sqlalchemy_writes_them(engine: Engine) -> None:

@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import sqlalchemy as sa
@@ -19,8 +20,9 @@ from litwatch.clock import utcnow
 from litwatch.errors import InputError
 from litwatch.pipeline import ingest
 from litwatch.store import engine as db
-from litwatch.store import tags as tag_store
-from litwatch.tagging.tagger import Tagger
+
+if TYPE_CHECKING:
+    from litwatch.tagging.tagger import Tagger
 
 # read, new, updated, deleted and skipped say whether a load worked; --wide adds unchanged, merged
 _ingest_table = tables.Layout(narrow=("file", "read", "new", "updated", "deleted", "skipped"), clip_left=("file",))
@@ -97,6 +99,8 @@ def ingest_command(ctx: _Context, paths: tuple[Path, ...], batch_size: int, no_t
 def tag_command(ctx: _Context, retag: bool, pubtator: bool, explain: str | None, explain_pmid: int | None,
                 jsonl: bool, fmt: str, batch_size: int) -> None:
     """Tag papers by gene, pathway and condition, or explain why a text or a paper is tagged."""
+    from litwatch.store import tags as tag_store  # the ORM models: not for `litwatch ingest`
+
     if sum((retag, pubtator, explain is not None, explain_pmid is not None, jsonl)) != 1:
         raise InputError("give exactly one of --all, --pubtator, --explain TEXT, --explain-pmid PMID, --jsonl "
                          "(see litwatch tag --help)")
@@ -141,6 +145,8 @@ def tag_command(ctx: _Context, retag: bool, pubtator: bool, explain: str | None,
 
 def _explain_paper(engine: Engine, pmid: int, fmt: str) -> None:
     """`tag --explain-pmid`: the stored tags of one paper, and where each came from."""
+    from litwatch.store import tags as tag_store
+
     with engine.connect() as conn:
         if not conn.execute(sa.text("SELECT 1 FROM papers WHERE pmid = :p"), {"p": pmid}).first():
             raise InputError(f"PMID {pmid} is not in the store (litwatch search finds stored papers)")

@@ -21,11 +21,10 @@ from litwatch.records import Deletion, PaperRecord
 from litwatch.sources.pubmed_xml import MAX_RECORD_BYTES, CountingReader, check_root, iter_records
 from litwatch.store import papers as store
 from litwatch.store import rows
-from litwatch.store import tags as tag_store
-from litwatch.tagging.tagger import Tag, Tagger
 
 if TYPE_CHECKING:
     from litwatch.sources import parse_pool
+    from litwatch.tagging.tagger import Tag, Tagger
 
 BATCH_SIZE = 1000
 PIPELINE_MIN_BYTES = 8_000_000  # below this, starting worker processes costs more than they save
@@ -77,7 +76,10 @@ def save_items(
 
         def flush() -> None:
             saved = store.save_batch(conn, pending)
-            tag_store.tag_changed(conn, pending, saved.changed_pmids, tagger=tagger, found=tags)
+            if tagger is not None or tags is not None:
+                from litwatch.store import tags as tag_store  # the ORM models: only when tagging
+
+                tag_store.tag_changed(conn, pending, saved.changed_pmids, tagger=tagger, found=tags)
             result.__iadd__(saved.counts())  # memory stays flat however many papers a file holds
             pending.clear()
 
@@ -239,7 +241,11 @@ def ingest_paths(
         vocab_dir = None
     # read here first, so a slip in a vocabulary file is reported with its file and line before any
     # work starts (worker processes read it again, for their own taggers)
-    tagger = tag_store.load_tagger(vocab_dir) if vocab_dir is not None else None
+    tagger = None
+    if vocab_dir is not None:
+        from litwatch.tagging.papers import load_tagger  # the tagger's modules: not for --no-tag
+
+        tagger = load_tagger(vocab_dir)
     for path in paths:  # and a file that is not PubMed XML, before anything is stored
         if path.is_file():
             check_root(path)

@@ -31,6 +31,7 @@ HEAD_REVISION = "0011"
 
 DEFAULT_BUSY_TIMEOUT = 30.0  # seconds SQLite waits for another writer before "is locked"
 MAX_PARAMETERS = 32_766  # bound parameters per statement on SQLite (PostgreSQL takes 65,535)
+SQLITE_CACHE_KIB = 16_384  # each SQLite connection's page cache
 IN_CHUNK = 500  # values per IN (...): far under MAX_PARAMETERS, with room for the other conditions
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
 _T = TypeVar("_T")
@@ -52,6 +53,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # a batch of 1,000 papers with its full-text rows outgrows the default 2 MB page cache, which
+    # then spills pages to the WAL mid-transaction and writes them again at commit: 16 MB (taken
+    # only as used) writes a quarter fewer pages, as many as 64 MB does, for 15 MB more memory
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 
@@ -186,7 +191,12 @@ def _alembic_config(engine: Engine) -> Config:
 
 
 def migrate(engine: Engine) -> str:
-    """Create or upgrade the schema to the newest migration; returns the revision now in place."""
+    """Create or upgrade the schema to the newest migration; returns the revision now in place.
+
+    A database already at ``HEAD_REVISION`` is left as it is without importing alembic (0.1 s).
+    """
+    if current_revision(engine) == HEAD_REVISION:
+        return HEAD_REVISION
     from alembic import command
 
     command.upgrade(_alembic_config(engine), "head")

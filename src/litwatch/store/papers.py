@@ -17,6 +17,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,12 +25,12 @@ from sqlalchemy.engine import Connection
 
 from litwatch.clock import utcnow
 from litwatch.records import Deletion, PaperRecord
-from litwatch.store import models
+from litwatch.store import tables
 from litwatch.store.engine import in_chunks
 from litwatch.store.rows import CHILD_COLUMNS, PAPER_COLUMNS, Prepared, prepare
 
-papers = models.table(models.Paper)
-paper_pmids = models.table(models.PaperPmid)
+papers = tables.papers
+paper_pmids = tables.paper_pmids
 _ROWS_PER_INSERT = 500  # x 27 columns: under engine.MAX_PARAMETERS
 _SAVED_COLUMNS = (*PAPER_COLUMNS, "first_seen", "updated_at", "content_hash")
 
@@ -69,7 +70,7 @@ def _lookup(conn: Connection, query: Any, column: Any, keys: Sequence[Any]) -> l
 
 
 def _insert_children(conn: Connection, prepared: Sequence[Prepared]) -> None:
-    for table in models.CHILD_TABLES:
+    for table in tables.CHILD_TABLES:
         rows = [row for item in prepared for row in item.children[table.name]]
         if rows:
             bulk_insert(conn, table.name, CHILD_COLUMNS[table.name], rows)
@@ -108,7 +109,7 @@ def bulk_insert(
     conn.exec_driver_sql(statement.rstrip(), list(rows))
 
 
-def _driver_value(conn: Connection, column: sa.Column[Any], value: Any) -> Any:
+def _driver_value(conn: Connection, column: sa.ColumnClause[Any], value: Any) -> Any:
     """``value`` as SQLAlchemy would hand it to the driver for ``column`` (a datetime on SQLite)."""
     process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     return process(value) if process is not None else value
@@ -202,7 +203,7 @@ def save_batch(
 
     if updates:
         upd_pmids = [r.pmid for r in updates]
-        for table in models.CHILD_TABLES:
+        for table in tables.CHILD_TABLES:
             for chunk in in_chunks(upd_pmids):
                 conn.execute(table.delete().where(table.c.paper_pmid.in_(chunk)))
         stamp = _driver_value(conn, papers.c.updated_at, now)
@@ -250,7 +251,7 @@ def _insert_new_papers(conn: Connection, rows: list[tuple[Any, ...]]) -> set[int
     inserted: set[int] = set()
     for chunk in in_chunks(rows, _ROWS_PER_INSERT):
         values = ", ".join([row_marks] * len(chunk))
-        params = tuple(value for row in chunk for value in row)
+        params = tuple(chain.from_iterable(chunk))
         result = conn.exec_driver_sql(
             f"INSERT INTO papers ({names}) VALUES {values} ON CONFLICT DO NOTHING RETURNING pmid", params
         )
