@@ -246,7 +246,7 @@ def run_trials(bench: Workbench, scenario: Scenario, seeds: range, label: str) -
             sent = Counter(message_ids(bench.sink))
             results.duplicated_messages += sum(n - 1 for n in sent.values())
             got = deliveries(bench.sink)
-            for address, papers in wanted.items():
+            for address, papers in results.wanted.items():
                 have = got.get(address, Counter())
                 results.duplicated_deliveries += sum(n - 1 for n in have.values() if n > 1)
                 results.lost_deliveries += len(set(papers) - set(have))
