@@ -38,11 +38,9 @@ def feed_command(ctx: _Context, group_name: str, output: Path | None) -> None:
     now = dt.datetime.now(dt.UTC)
     if output is not None and str(output) == "-":
         with engine.connect() as conn:
-            sys.stdout.buffer.write(feed_mod.build_feed(conn, settings, group, now=now))
+            sys.stdout.buffer.write(feed_mod.build_feed(conn, settings, group, now=now)[0])
         return
     if output is not None:
         existing_folder(output, "-o")
-    path = feed_mod.write_feed(engine, settings, group, now=now, path=output)
-    with engine.connect() as conn:
-        count = len(feed_mod.delivered(conn, group, settings.feed_entries))
+    path, count = feed_mod.write_feed(engine, settings, group, now=now, path=output)
     click.echo(f"{group.name}: {count} paper(s) in {path}")

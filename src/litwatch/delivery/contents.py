@@ -104,17 +104,14 @@ def failed_queries(conn: Connection, group: Group, since: dt.datetime, until: dt
     """
     if not group.queries:
         return ()
-    last = (sa.select(sa.func.max(runs.c.id)).where(
-        runs.c.query_name.in_(group.queries), runs.c.started_at > since, runs.c.started_at <= until,
-        runs.c.status.in_(("ok", *FAILED))).group_by(runs.c.query_name))
-    failed = set(conn.execute(sa.select(runs.c.query_name).where(runs.c.id.in_(last), runs.c.status.in_(FAILED)))
-                 .scalars())
-    last_preprints = (sa.select(sa.func.max(preprint_runs.c.id)).where(  # a failed Europe PMC step counts too
-        preprint_runs.c.query_name.in_(group.queries), preprint_runs.c.started_at > since,
-        preprint_runs.c.started_at <= until, preprint_runs.c.status.in_(("ok", "failed")))
-        .group_by(preprint_runs.c.query_name))
-    failed |= set(conn.execute(sa.select(preprint_runs.c.query_name).where(
-        preprint_runs.c.id.in_(last_preprints), preprint_runs.c.status == "failed")).scalars())
+    failed: set[str] = set()
+    for receipts in (runs, preprint_runs):  # a query's PubMed runs, then its Europe PMC steps
+        last = (sa.select(sa.func.max(receipts.c.id)).where(
+            receipts.c.query_name.in_(group.queries), receipts.c.started_at > since,
+            receipts.c.started_at <= until, receipts.c.status.in_(("ok", *FAILED)))
+            .group_by(receipts.c.query_name))
+        failed |= set(conn.execute(sa.select(receipts.c.query_name).where(
+            receipts.c.id.in_(last), receipts.c.status.in_(FAILED))).scalars())
     return tuple(q for q in group.queries if q in failed)
 
 

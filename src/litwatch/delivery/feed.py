@@ -85,8 +85,8 @@ def _content(entry: Entry) -> str:
     return "\n".join(lines)
 
 
-def build_feed(conn: Connection, settings: Settings, group: Group, *, now: dt.datetime) -> bytes:
-    """The group's Atom document; ``now`` dates an empty feed only."""
+def build_feed(conn: Connection, settings: Settings, group: Group, *, now: dt.datetime) -> tuple[bytes, int]:
+    """The group's Atom document, and how many delivered papers it lists; ``now`` dates an empty feed only."""
     rows = delivered(conn, group, settings.feed_entries)
     shown = entries(conn, group, [pmid for pmid, _ in rows])
     names = _authors(conn, [pmid for pmid, _ in rows])
@@ -121,7 +121,7 @@ def build_feed(conn: Connection, settings: Settings, group: Group, *, now: dt.da
         fe.content(_content(entry), type="html")
         for tag in list(entry.chips) + list(entry.conditions):
             fe.category(term=tag)
-    return bytes(fg.atom_str(pretty=True))
+    return bytes(fg.atom_str(pretty=True)), len(rows)
 
 
 def feed_path(settings: Settings, group: Group) -> Path:
@@ -129,11 +129,12 @@ def feed_path(settings: Settings, group: Group) -> Path:
 
 
 def write_feed(engine: Engine, settings: Settings, group: Group, *, now: dt.datetime,
-               path: Path | None = None) -> Path:
-    """Write the group's feed (to ``path`` or ``<feeds_dir>/<group>.atom``) atomically; returns where."""
+               path: Path | None = None) -> tuple[Path, int]:
+    """Write the group's feed (to ``path`` or ``<feeds_dir>/<group>.atom``) atomically; returns where,
+    and how many delivered papers it lists."""
     target = path if path is not None else feed_path(settings, group)
     with engine.connect() as conn:
-        data = build_feed(conn, settings, group, now=now)
+        data, count = build_feed(conn, settings, group, now=now)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(target, data)
@@ -141,7 +142,7 @@ def write_feed(engine: Engine, settings: Settings, group: Group, *, now: dt.date
         raise InputError(f"cannot write the feed {target}: {exc.strerror}; fix: check LITWATCH_FEEDS_DIR "
                          "or the -o path") from exc
     log.info("feed for %s written to %s", group.name, target)
-    return target
+    return target, count
 
 
 def refresh_after(engine: Engine, settings: Settings, group: Group, receipt: Any, *, now: dt.datetime) -> None:
