@@ -100,9 +100,13 @@ def get_watermark(conn: Connection, name: str) -> dt.date | None:
 
 
 def _set_state(conn: Connection, name: str, values: dict[str, object]) -> None:
-    updated = conn.execute(query_state.update().where(query_state.c.query_name == name).values(**values))
-    if updated.rowcount == 0:
-        conn.execute(query_state.insert().values(query_name=name, **values))
+    """Insert or update the query's state in one statement: two runs finishing at once must not
+    both insert it (ON CONFLICT, which SQLite and PostgreSQL both read)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(query_state)
+    conn.execute(insert.values(query_name=name, **values)
+                 .on_conflict_do_update(index_elements=[query_state.c.query_name], set_=values))
 
 
 def plan_windows(
