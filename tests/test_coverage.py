@@ -182,14 +182,14 @@ def test_coverage_and_queries_diff_through_the_cli(
     assert _cli(tmp_path, database_url, pubmed, FEMALE, "run")[0] == 0
     code, out = _cli(tmp_path, database_url, pubmed, FEMALE, "coverage", "--format", "json")
     ran = {found["query"]: found for found in json.loads(out)}["human-studies"]
-    assert set(ran) == {"query", "term_sha256", "covered", "gaps", "last_success", "last_error", "papers"}
+    assert set(ran) == {"query", "term_sha256", "covered", "gaps", "last_success", "last_error", "papers", "source"}
     assert ran["term_sha256"] == ledger.fingerprint(FEMALE)
     assert (ran["covered"], ran["gaps"]) == ([[START.isoformat(), today.isoformat()]], [])
     old, new = matching(pubmed, FEMALE, today, START), matching(pubmed, EITHER, today, START)
     assert ran["papers"] == len(old) and ran["last_error"] is None
     code, out = _cli(tmp_path, database_url, pubmed, FEMALE, "coverage", "--query", "human-studies")
-    assert code == 0 and out.splitlines()[0].split() == ["query", "covered", "gaps", "papers"]
-    assert out.splitlines()[1].split() == ["human-studies", f"{START}..{today}", "-", str(len(old))]
+    assert code == 0 and out.splitlines()[0].split() == ["query", "source", "covered", "gaps", "papers"]
+    assert out.splitlines()[1].split() == ["human-studies", "pubmed", f"{START}..{today}", "-", str(len(old))]
 
     code, out = _cli(tmp_path, database_url, pubmed, FEMALE, "queries", "diff", "human-studies")
     assert code == 0 and "term unchanged" in out
@@ -202,7 +202,7 @@ def test_coverage_and_queries_diff_through_the_cli(
     assert {int(line.split()[1]) for line in out.splitlines() if line.startswith("  add ")} == new - old
     assert pubmed.count("esearch.fcgi") == 2 and pubmed.count("efetch.fcgi") == 0  # and nothing is stored
     code, out = _cli(tmp_path, database_url, pubmed, EITHER, "coverage", "--query", "human-studies")
-    assert out.splitlines()[1].split() == ["human-studies", "-", f"{START}..{today}", str(len(old))]
+    assert out.splitlines()[1].split() == ["human-studies", "pubmed", "-", f"{START}..{today}", str(len(old))]
 
 
 def test_queries_diff_before_any_run_says_what_to_do(

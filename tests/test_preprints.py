@@ -21,11 +21,13 @@ from sqlalchemy.engine import Engine
 
 from litwatch.config import Settings
 from litwatch.files.queries import SavedQuery
+from litwatch.pipeline.coverage import coverage_of
 from litwatch.pipeline.preprints import run_preprints
 from litwatch.scheduling import jobs
 from litwatch.scheduling.plan import build_plan
 from litwatch.sources.europepmc import EuropePmcClient
 from litwatch.sources.eutils import EutilsClient
+from litwatch.store import coverage as ledger
 from litwatch.store import models
 
 LITE = Path(__file__).parent / "fixtures" / "europepmc" / "search_lite_preprints.json"
@@ -95,7 +97,7 @@ def test_a_search_that_keeps_failing_is_reported_and_stores_nothing(
     assert not receipt.ok and said in (receipt.error or "") and "after 3 attempts" in (receipt.error or "")
     assert rows(engine, "SELECT count(*) FROM papers") == [(0,)]
     assert rows(engine, "SELECT status FROM preprint_runs") == [("failed",)]
-    assert rows(engine, "SELECT count(*) FROM preprint_coverage") == [(0,)]  # the next run searches it again
+    assert rows(engine, "SELECT count(*) FROM query_coverage WHERE kind = 'ppr'") == [(0,)]  # the next run searches it again
 
 
 def test_a_scheduled_run_searches_preprints_after_pubmed_and_fails_loudly_when_europe_pmc_does(
@@ -114,4 +116,66 @@ def test_a_scheduled_run_searches_preprints_after_pubmed_and_fails_loudly_when_e
     [failed] = worker.run_due(build_plan([query], [], []))
     assert failed.status == "failed" and "Europe PMC: Europe PMC search at" in failed.message
     assert "HTTP 503" in failed.message and "after 2 attempts" in failed.message
-    assert rows(engine, "SELECT count(*) FROM preprint_coverage") == [(1,)]  # the failed window is searched again
+    assert rows(engine, "SELECT count(*) FROM query_coverage WHERE kind = 'ppr'") == [(1,)]  # the failed window is searched again
+
+
+def test_preprint_coverage_is_in_the_ledger_and_an_edited_preprints_term_searches_its_span_again(
+        engine: Engine, europepmc: FakeEuropePmc) -> None:
+    run_preprints(engine, client_for(europepmc), QUERY, today=TODAY)
+    [pubmed, preprints] = coverage_of(engine, [QUERY], TODAY)
+    assert (pubmed.source, pubmed.covered, pubmed.papers) == ("pubmed", [], 0)  # the PubMed part never ran
+    assert (preprints.source, preprints.covered, preprints.gaps, preprints.papers) == (
+        "europepmc", [(QUERY.start, TODAY)], [], 24)
+    assert preprints.term_sha256 == ledger.fingerprint("TITLE_ABS:cancer") and preprints.last_success is not None
+    edited = dataclasses.replace(QUERY, preprints="TITLE_ABS:cancer OR TITLE_ABS:tumour")
+    assert coverage_of(engine, [edited], TODAY)[1].gaps == [(QUERY.start, TODAY)]
+    again = run_preprints(engine, client_for(europepmc), edited, today=TODAY)
+    assert (again.window_from, again.found, again.new) == (QUERY.start, 24, 0)  # the whole span, nothing twice
+
+
+def test_a_backfill_searches_preprints_from_its_date_and_only_the_gaps(
+        engine: Engine, europepmc: FakeEuropePmc) -> None:
+    run_preprints(engine, client_for(europepmc), QUERY, today=TODAY)
+    europepmc.requests.clear()
+    back = run_preprints(engine, client_for(europepmc), QUERY, today=TODAY, since=dt.date(2025, 1, 1))
+    assert (back.ok, back.window_from) == (True, dt.date(2025, 1, 1))
+    searched = [r.params.get("query", "") for r in europepmc.requests]
+    assert any("FIRST_IDATE:[2025-01-01 TO 2025-05-31]" in q for q in searched)  # the gap before the start
+    assert not any("FIRST_IDATE:[2025-06-01" in q for q in searched)  # not the range already covered
+    with engine.connect() as conn:
+        assert ledger.ranges(conn, QUERY.name, "ppr", ledger.fingerprint(QUERY.preprints or "")) == [
+            (dt.date(2025, 1, 1), TODAY)]
+
+
+def test_migration_0012_moves_preprint_coverage_into_the_ledger_for_the_next_run_to_adopt(database_url: str) -> None:
+    from alembic import command
+
+    from litwatch.store import engine as db
+
+    eng = db.make_engine(database_url)
+    cfg = db._alembic_config(eng)  # noqa: SLF001 - the configuration `litwatch init` uses
+    command.upgrade(cfg, "0011")
+    started = dt.datetime(2025, 6, 10, 6, tzinfo=dt.UTC)
+    with eng.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO preprint_runs (id, query_name, source, started_at, finished_at, window_from, window_to, "
+            "hit_count, found, new, known, requests, retries, status) VALUES "
+            "(7, 'cancer-preprints', 'europepmc', :s, :s, :lo, :hi, 0, 0, 0, 0, 1, 0, 'ok')"),
+            {"s": started, "lo": dt.date(2025, 6, 1), "hi": dt.date(2025, 6, 10)})
+        conn.execute(sa.text("INSERT INTO preprint_coverage (query_name, covered_from, covered_to, run_id) "
+                             "VALUES ('cancer-preprints', :lo, :hi, 7)"),
+                     {"lo": dt.date(2025, 6, 1), "hi": dt.date(2025, 6, 10)})
+    command.upgrade(cfg, "head")
+    with eng.connect() as conn:
+        assert ledger.ranges(conn, QUERY.name, "ppr") == [(dt.date(2025, 6, 1), dt.date(2025, 6, 10))]
+        assert "preprint_coverage" not in sa.inspect(conn).get_table_names()
+    with FakeEuropePmc() as fake:
+        fake.add_results_from_file(LITE)
+        receipt = run_preprints(eng, client_for(fake), QUERY, today=TODAY)
+    assert receipt.window_from == dt.date(2025, 6, 7)  # from the moved range, less the overlap: not again from the start
+    with eng.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM query_coverage WHERE kind = 'ppr' "
+                                    "AND term_sha256 IS NULL")).scalar() == 0  # adopted by the preprints term
+    command.downgrade(cfg, "0011")
+    command.upgrade(cfg, "head")
+    eng.dispose()

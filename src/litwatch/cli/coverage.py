@@ -13,7 +13,7 @@ from litwatch.cli.queries import select_queries
 from litwatch.pipeline.coverage import Coverage, coverage_of
 from litwatch.store.coverage import Range
 
-_coverage_table = tables.Layout(narrow=("query", "covered", "gaps", "papers"), clip=("query", "last error"))
+_coverage_table = tables.Layout(narrow=("query", "source", "covered", "gaps", "papers"), clip=("query", "last error"))
 
 
 def _days(ranges: list[Range]) -> str:
@@ -21,7 +21,7 @@ def _days(ranges: list[Range]) -> str:
 
 
 def _rows(found: list[Coverage]) -> list[tuple[object, ...]]:
-    return [(c.query, c.term_sha256[:12], _days(c.covered), _days(c.gaps),
+    return [(c.query, c.source, c.term_sha256[:12], _days(c.covered), _days(c.gaps),
              f"{c.last_success:%Y-%m-%d %H:%M} UTC" if c.last_success else "never", c.last_error or "", c.papers)
             for c in found]
 
@@ -35,7 +35,8 @@ def _rows(found: list[Coverage]) -> list[tuple[object, ...]]:
 def coverage_command(ctx: _Context, names: tuple[str, ...], fmt: str) -> None:
     """Show the dates each saved query's term has searched completely, and the gaps left.
 
-    Per query: the fingerprint (sha256) of its term, the create-date ranges that term searched,
+    Per query and source: the fingerprint (sha256) of its term, the create-date ranges that term
+    searched (for Europe PMC, the first index dates its `preprints` term searched),
     the gaps between the query's start and today (the next `litwatch run` searches them), its last
     success and last error, and how many papers it found. Ranges are inclusive.
     """
@@ -45,5 +46,5 @@ def coverage_command(ctx: _Context, names: tuple[str, ...], fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps([c.as_json() for c in found], indent=2))
         return
-    headers = ("query", "term sha256", "covered", "gaps", "last success", "last error", "papers")
+    headers = ("query", "source", "term sha256", "covered", "gaps", "last success", "last error", "papers")
     click.echo(_coverage_table(headers, _rows(found)))

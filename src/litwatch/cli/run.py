@@ -87,8 +87,9 @@ def run_command(
 ) -> None:
     """Run the saved queries against PubMed and store what is new.
 
-    A query with a `preprints` search then searches Europe PMC for preprints (not with --dry-run
-    or --since); its receipts are the second table, and a failed Europe PMC search fails the query.
+    A query with a `preprints` search then searches Europe PMC for preprints over the gaps in its
+    coverage (from --since too; not with --dry-run); its receipts are the second table, and a
+    failed Europe PMC search fails the query.
     Then PubTator3 annotates the genes and diseases of new papers (LITWATCH_PUBTATOR=off: not
     asked); papers it lacks keep dictionary tags and are asked about again by later runs, and
     PubTator3 failing is one warning, not a failed run.
@@ -103,7 +104,7 @@ def run_command(
     client = EutilsClient.from_settings(settings, budget=rate_budget.budget_for(engine, settings))
     tagger = tag_store.load_tagger(settings.vocab_dir)
     europepmc = None  # the preprints step runs after each query's PubMed part (pipeline/preprints.py)
-    if any(q.preprints for q in selected) and not dry_run and since is None:
+    if any(q.preprints for q in selected) and not dry_run:
         europepmc = EuropePmcClient.from_settings(settings)
     progress = None
     if sys.stderr.isatty():

@@ -2,7 +2,9 @@
 
 ``coverage_of`` reads, per query, the create-date ranges its current term has searched, the gaps
 left between its origin and today, its last success and error, and how many papers it found: the
-answer to "has everything this query matches been searched for?" (``litwatch coverage``).
+answer to "has everything this query matches been searched for?" (``litwatch coverage``). A query
+with a ``preprints`` search has a second line, source ``europepmc``: the first-index-date ranges
+its ``preprints`` term has searched and the preprints it found.
 
 ``diff_query`` is for a librarian about to let an edited term go live (``litwatch queries diff``):
 over the span the ledger's term covered, PubMed's Count for the old term and the new one, and
@@ -31,6 +33,7 @@ from litwatch.store.engine import in_chunks
 query_state = models.table(models.QueryState)
 query_hits = models.table(models.QueryHit)
 papers = models.table(models.Paper)
+preprint_runs = models.table(models.PreprintRun)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Coverage:
     last_success: dt.datetime | None
     last_error: str | None
     papers: int
+    source: str = "pubmed"  # or europepmc: the query's preprints search
 
     def as_json(self) -> dict[str, object]:
         def days(ranges: list[Range]) -> list[list[str]]:
@@ -51,7 +55,7 @@ class Coverage:
 
         return {"query": self.query, "term_sha256": self.term_sha256, "covered": days(self.covered),
                 "gaps": days(self.gaps), "last_success": _utc(self.last_success),
-                "last_error": self.last_error, "papers": self.papers}
+                "last_error": self.last_error, "papers": self.papers, "source": self.source}
 
 
 def _utc(when: dt.datetime | None) -> str | None:
@@ -63,21 +67,36 @@ def _utc(when: dt.datetime | None) -> str | None:
 
 
 def coverage_of(engine: Engine, queries: Sequence[SavedQuery], today: dt.date) -> list[Coverage]:
-    """Each query's coverage under its current term, gaps counted from its origin to ``today``."""
+    """Each query's coverage under its current term (and ``preprints`` term), gaps counted from its
+    origin to ``today``."""
     found = []
     with engine.connect() as conn:
         for query in queries:
-            sha = ledger.fingerprint(query.term)
-            covered = ledger.ranges(conn, query.name, "crdt", sha)
-            origin = min(ledger.origin(conn, query.name, query.start), today)
             state = conn.execute(sa.select(query_state.c.last_success_at, query_state.c.last_error)
                                  .where(query_state.c.query_name == query.name)).first()
-            count = conn.execute(sa.select(sa.func.count()).select_from(query_hits)
-                                 .where(query_hits.c.query_name == query.name)).scalar_one()
-            found.append(Coverage(query.name, sha, covered, ledger.gaps(covered, origin, today),
-                                  state.last_success_at if state else None, state.last_error if state else None,
-                                  int(count)))
+            found.append(_coverage(conn, query, "crdt", query.term, today, state, query_hits.c.paper_pmid > 0))
+            if query.preprints:
+                last = conn.execute(sa.select(preprint_runs.c.finished_at, preprint_runs.c.status,
+                                              preprint_runs.c.error)
+                                    .where(preprint_runs.c.query_name == query.name, preprint_runs.c.status != "running")
+                                    .order_by(preprint_runs.c.id.desc())).all()
+                ok = next((r.finished_at for r in last if r.status == "ok"), None)
+                error = last[0].error if last and last[0].status == "failed" else None
+                found.append(_coverage(conn, query, "ppr", query.preprints, today, (ok, error), query_hits.c.paper_pmid < 0,
+                                       "europepmc"))
     return found
+
+
+def _coverage(conn: sa.Connection, query: SavedQuery, kind: str, term: str, today: dt.date,
+              state: Sequence[object] | None, which: sa.ColumnElement[bool], source: str = "pubmed") -> Coverage:
+    sha = ledger.fingerprint(term)
+    covered = ledger.ranges(conn, query.name, kind, sha)
+    origin = min(ledger.origin(conn, query.name, query.start, kind), today)
+    count = conn.execute(sa.select(sa.func.count()).select_from(query_hits)
+                         .where(query_hits.c.query_name == query.name, which)).scalar_one()
+    last_success, last_error = (state[0], state[1]) if state else (None, None)
+    return Coverage(query.name, sha, covered, ledger.gaps(covered, origin, today),
+                    last_success, last_error, int(count), source)  # type: ignore[arg-type]
 
 
 @dataclass

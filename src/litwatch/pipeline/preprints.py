@@ -1,13 +1,15 @@
 """The Europe PMC step of a saved query's run: its preprints, searched after its PubMed part.
 
 A query with ``preprints = '''...'''`` (the same intent in Europe PMC's syntax) is searched as
-``(<preprints>) AND SRC:PPR AND FIRST_IDATE:[from TO to]``. ``from`` is the end of the last range
-this query searched completely (``preprint_coverage``) minus the overlap, or the query's start;
-``to`` is today. Every preprint found is stored (``store.works.save_preprints``), tagged, recorded
+``(<preprints>) AND SRC:PPR AND FIRST_IDATE:[from TO to]`` over each gap the coverage ledger
+(``store/coverage.py``, kind ``ppr``, under the fingerprint of the ``preprints`` term) leaves
+between the query's start (or a backfill's ``--since``) and today, each gap reaching back the
+overlap into the range before it, as the PubMed part's windows do: an edited ``preprints`` term
+searches its whole span again. Every preprint found is stored (``store.works.save_preprints``), tagged, recorded
 as a hit of the query (so digests pick it up like any paper; its ``query_hits.run_id`` is the
 ``preprint_runs`` id) and linked to its journal version when one is stored. Each run leaves a
 receipt in ``preprint_runs`` (source ``europepmc``) whose counts add up: found = new + known. A
-failed search (after the client's retries) is a failed receipt and leaves the coverage where it
+failed search (after the client's retries) is a failed receipt and leaves the ledger where it
 was: the next run searches the gap again.
 """
 
@@ -27,13 +29,13 @@ from litwatch.records import PaperRecord
 from litwatch.pipeline.run import Receipt, record_hits
 from litwatch.sources.europepmc import SearchAnswer
 from litwatch.sources.europepmc_results import EuropePmcRecord, read_result
+from litwatch.store import coverage as ledger
 from litwatch.store import models
 from litwatch.store import tags as tag_store
 from litwatch.store import works
 from litwatch.tagging.tagger import Tagger
 
 SOURCE = "europepmc"
-coverage = models.table(models.PreprintCoverage)
 preprint_runs = models.table(models.PreprintRun)
 
 
@@ -79,14 +81,20 @@ class PreprintReceipt:
         return f"{head}: found {self.found}, new {self.new}, known {self.known}{linked}"
 
 
-def preprint_window(engine: Engine, query: SavedQuery, today: dt.date, overlap_days: int) -> tuple[dt.date, dt.date]:
-    """From the end of the query's last complete range (minus the overlap), or its start, to today."""
-    with engine.connect() as conn:
-        covered = conn.execute(sa.select(sa.func.max(coverage.c.covered_to))
-                               .where(coverage.c.query_name == query.name)).scalar()
-    if covered is None:
-        return min(query.start, today), today
-    return min(covered - dt.timedelta(days=overlap_days), today), today
+KIND = "ppr"  # the ledger's kind for Europe PMC first index dates
+
+
+def preprint_windows(engine: Engine, query: SavedQuery, today: dt.date, overlap_days: int,
+                     since: dt.date | None = None) -> list[tuple[dt.date, dt.date]]:
+    """The first-index-date windows the ledger lacks for the query's ``preprints`` term, from its
+    start (or ``since``, a backfill) to today, each reaching back ``overlap_days``."""
+    assert query.preprints is not None
+    with engine.begin() as conn:
+        ledger.adopt_legacy(conn, query.name, query.preprints, utcnow(), kinds=(KIND,))  # ranges of 0010
+        covered = ledger.ranges(conn, query.name, KIND, ledger.fingerprint(query.preprints))
+        origin = ledger.origin(conn, query.name, query.start, KIND)
+    lo = min(origin, since) if since is not None else origin
+    return ledger.to_search(covered, min(lo, today), today, overlap_days)
 
 
 def read_preprints(answer: SearchAnswer) -> list[EuropePmcRecord]:
@@ -110,6 +118,7 @@ def run_preprints(
     *,
     today: dt.date,
     overlap_days: int = 3,
+    since: dt.date | None = None,
     tagger: Tagger | None = None,
     clock: Clock = utcnow,
 ) -> PreprintReceipt:
@@ -117,7 +126,8 @@ def run_preprints(
     receipt carries the error (the caller fails the query's run)."""
     if not query.preprints:
         raise ValueError(f"query {query.name} has no preprints search")
-    start, end = preprint_window(engine, query, today, overlap_days)
+    windows = preprint_windows(engine, query, today, overlap_days, since)
+    start, end = windows[0][0], windows[-1][1]
     receipt = PreprintReceipt(query.name, start, end)
     requests0, retries0 = client.requests_made, client.retries
     with engine.begin() as conn:
@@ -126,17 +136,19 @@ def run_preprints(
             hit_count=0, found=0, new=0, known=0, requests=0, retries=0, status="running",
         )).inserted_primary_key[0])  # type: ignore[index]
     try:
-        answer = client.search_preprints(query.preprints, start, end)
-        receipt.hit_count = answer.receipt.hit_count
-        receipt.warnings.extend(answer.receipt.warnings)
-        records = read_preprints(answer)
+        records: list[EuropePmcRecord] = []
+        for lo, hi in windows:  # every window answered before anything is stored
+            answer = client.search_preprints(query.preprints, lo, hi)
+            receipt.hit_count += answer.receipt.hit_count
+            receipt.warnings.extend(answer.receipt.warnings)
+            records.extend(read_preprints(answer))
+        records = list({r.source_id: r for r in records}.values())  # overlapping windows find some twice
         with engine.begin() as conn:
             saved = works.save_preprints(conn, records, now=clock())
             tag_store.tag_changed(conn, [replace_key(r) for r in records], saved.changed, tagger=tagger)
             record_hits(conn, query.name, saved.keys, run_id, clock())
             receipt.linked = len(works.link_works(conn, now=clock()))
-            conn.execute(coverage.insert().values(query_name=query.name, covered_from=start, covered_to=end,
-                                                  run_id=run_id))
+            ledger.add(conn, query.name, KIND, query.preprints, windows, clock())
         receipt.found, receipt.new = len(saved.keys), saved.new
         receipt.known = receipt.found - receipt.new
     except LitwatchError as exc:
@@ -155,12 +167,13 @@ def run_preprints(
 
 def after_pubmed(engine: Engine, client: EuropePmc | None, query: SavedQuery, receipt: Receipt, *,
                  today: dt.date, clock: Clock, options: dict[str, Any]) -> None:
-    """The hook of a query's run: when its PubMed part worked (and was neither a dry run nor a
-    backfill), run its preprints search; a failure fails the query's receipt, loudly."""
-    if client is None or not query.preprints or not receipt.ok or receipt.dry_run or options.get("since"):
+    """The hook of a query's run: when its PubMed part worked (and was not a dry run), run its
+    preprints search, from a backfill's ``since`` too; a failure fails the query's receipt, loudly."""
+    if client is None or not query.preprints or not receipt.ok or receipt.dry_run:
         return
     receipt.preprints = run_preprints(engine, client, query, today=today, clock=clock,
-                                      overlap_days=options.get("overlap_days", 3), tagger=options.get("tagger"))
+                                      overlap_days=options.get("overlap_days", 3), since=options.get("since"),
+                                      tagger=options.get("tagger"))
     if receipt.preprints.error is not None:
         receipt.error = f"Europe PMC: {receipt.preprints.error}"
 

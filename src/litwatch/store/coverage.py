@@ -12,8 +12,12 @@ count whichever term searched them: a paper an edited term newly finds is either
 that run or stored by another query, whose own update pass keeps it current. So an edit costs
 no re-fetch of the papers already stored.
 
-Ranges written by migration 0007 from old watermarks carry no fingerprint; ``adopt_legacy`` gives
-them to the term of the first run after the upgrade (the term that wrote them cannot be known).
+Ranges of kind ``ppr`` are Europe PMC first index dates searched by the query's ``preprints``
+term (``pipeline/preprints.py``), recorded under that term's fingerprint.
+
+Ranges written by migration 0007 from old watermarks, and by 0012 from ``preprint_coverage``,
+carry no fingerprint; ``adopt_legacy`` gives them to the term of the first run after the upgrade
+(the term that wrote them cannot be known).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from litwatch.store import models
 
 coverage = models.table(models.QueryCoverage)
 Range = tuple[dt.date, dt.date]
-KINDS = ("crdt", "mdat")
+KINDS = ("crdt", "mdat")  # the PubMed part's; ``ppr`` (preprints) is the Europe PMC step's
 _DAY = dt.timedelta(days=1)
 
 
@@ -114,10 +118,12 @@ def add(conn: Connection, name: str, kind: str, term: str, searched: Iterable[Ra
          "covered_from": lo, "covered_to": hi, "recorded_at": now} for lo, hi in merged])
 
 
-def adopt_legacy(conn: Connection, name: str, term: str, now: dt.datetime) -> None:
-    """Give the ranges migrated from a watermark (no fingerprint) to ``term``: see the module docstring."""
+def adopt_legacy(conn: Connection, name: str, term: str, now: dt.datetime,
+                 kinds: Sequence[str] = KINDS) -> None:
+    """Give the ranges migrated from a watermark, or from ``preprint_coverage`` (no fingerprint), to
+    ``term``: see the module docstring."""
     legacy = coverage.c.term_sha256.is_(None) & (coverage.c.query_name == name)
-    for kind in KINDS:
+    for kind in kinds:
         rows = conn.execute(sa.select(coverage.c.covered_from, coverage.c.covered_to)
                             .where(legacy, coverage.c.kind == kind)).all()
         if rows:

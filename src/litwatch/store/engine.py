@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 # The newest migration in db/migrations, so that every command can check the schema without
 # importing alembic (a tenth of a second); tests/test_cli.py pins it to the migrations folder.
-HEAD_REVISION = "0011"
+HEAD_REVISION = "0012"
 
 DEFAULT_BUSY_TIMEOUT = 30.0  # seconds SQLite waits for another writer before "is locked"
 MAX_PARAMETERS = 32_766  # bound parameters per statement on SQLite (PostgreSQL takes 65,535)

@@ -181,8 +181,9 @@ class QueryHit(Base):
 class QueryCoverage(Base):
     """The coverage ledger: date ranges a saved query has searched completely, and with which term.
 
-    ``kind`` is ``crdt`` (create dates: new papers) or ``mdat`` (modification dates: the update
-    pass). Ranges are inclusive and merged per query, kind and term. ``term_sha256`` is the
+    ``kind`` is ``crdt`` (create dates: new papers), ``mdat`` (modification dates: the update
+    pass) or ``ppr`` (Europe PMC first index dates: the preprints search, under the fingerprint of
+    the query's ``preprints`` term). Ranges are inclusive and merged per query, kind and term. ``term_sha256`` is the
     fingerprint of the normalised term; NULL marks a range migrated from a watermark (revision
     0007), which the first run after the upgrade adopts for its own term.
     """
@@ -191,7 +192,7 @@ class QueryCoverage(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     query_name: Mapped[str] = mapped_column(Text, index=True)
-    kind: Mapped[str] = mapped_column(Text)  # crdt | mdat
+    kind: Mapped[str] = mapped_column(Text)  # crdt | mdat | ppr
     term_sha256: Mapped[str | None] = mapped_column(Text)
     term: Mapped[str | None] = mapped_column(Text)  # the term itself, for `litwatch queries diff`
     covered_from: Mapped[dt.date] = mapped_column(Date)
@@ -423,18 +424,6 @@ class PreprintRun(Base):
     status: Mapped[str] = mapped_column(Text)  # running | ok | failed
     error: Mapped[str | None] = mapped_column(Text)
     warnings: Mapped[str | None] = mapped_column(Text)
-
-
-class PreprintCoverage(Base):
-    """A range of first index dates whose preprints a query has searched completely."""
-
-    __tablename__ = "preprint_coverage"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    query_name: Mapped[str] = mapped_column(Text, index=True)
-    covered_from: Mapped[dt.date] = mapped_column(Date)
-    covered_to: Mapped[dt.date] = mapped_column(Date)
-    run_id: Mapped[int] = mapped_column(ForeignKey("preprint_runs.id", ondelete="CASCADE"))
 
 
 def table(model: type[Base]) -> sa.Table:
