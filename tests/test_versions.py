@@ -14,6 +14,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import feedparser
 import pytest
 import sqlalchemy as sa
 from smtp_sink import Sink
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Engine
 from test_digest import _cli
 
 from litwatch.config import Settings
-from litwatch.delivery import digest
+from litwatch.delivery import digest, feed
 from litwatch.delivery.mail import SmtpMailer
 from litwatch.files.groups import Group
 from litwatch.pipeline import ingest
@@ -90,6 +91,12 @@ def test_a_preprint_is_badged_and_links_to_europe_pmc(preprint_sent: Engine, smt
     assert "Europe PMC: https://europepmc.org/article/PPR/PPR1036674" in text
     html = smtp_sink.messages()[-1].get_body(("html",))
     assert html is not None and "preprint (not peer reviewed)" in str(html.get_content())
+    path, _count = feed.write_feed(preprint_sent, Settings(outbox=tmp_path / "outbox"), lab(), now=NOW)
+    [entry] = feedparser.parse(path.read_bytes()).entries
+    assert entry.id == entry.link == "https://europepmc.org/article/PPR/PPR1036674"
+    assert entry.title.startswith("[Preprint] Red meat intake interacts")
+    assert "Preprint (not peer reviewed)" in entry.content[0].value
+    assert "Europe PMC PPR1036674" in entry.content[0].value and "PubMed" not in entry.content[0].value
 
 
 def test_the_group_that_got_the_preprint_gets_one_now_published_notice(preprint_sent: Engine, smtp_sink: Sink,

@@ -4,7 +4,7 @@ The feed is a second view of the delivery ledger, not a second choice of papers:
 the papers (never the retraction notices or papers only listed as older matches) of the group's
 digests that the mail server accepted, the newest ``feed_entries`` of them. Every digest rewrites
 ``<feeds_dir>/<group>.atom`` (default ``feeds/`` beside the outbox); ``litwatch feed GROUP``
-writes it on demand. An entry's id is the paper's PubMed address and its ``updated`` time is
+writes it on demand. An entry's id is the paper's PubMed address (a preprint's: its Europe PMC page, and it is badged) and its ``updated`` time is
 when the digest that carried it was made, so a rewrite changes nothing a reader has seen and a
 feed reader never shows a paper twice.
 feedgen writes the XML (valid Atom 1.0, escaped), so nothing here builds markup by hand.
@@ -71,6 +71,8 @@ def _authors(conn: Connection, pmids: Sequence[int]) -> dict[int, list[str]]:
 def _content(entry: Entry) -> str:
     """The entry's body as escaped HTML: where it appeared, the excerpt, the tags."""
     lines = [f"<p><i>{html.escape(entry.journal or 'journal not given')}</i>, {html.escape(entry.date)}</p>"]
+    if entry.badge:
+        lines.append(f"<p><b>{html.escape(entry.badge.capitalize())}</b></p>")
     if entry.marks:
         lines.append("<p><b>" + html.escape("; ".join(label for label, _tone in entry.marks)) + "</b></p>")
     if entry.excerpt:
@@ -78,7 +80,8 @@ def _content(entry: Entry) -> str:
     tags = list(entry.chips) + list(entry.conditions)
     if tags:
         lines.append("<p>Tags: " + html.escape(", ".join(tags)) + "</p>")
-    links = [f'<a href="{html.escape(entry.pubmed_url)}">PubMed {entry.pmid}</a>']
+    where = f"Europe PMC PPR{-entry.pmid}" if entry.pmid < 0 else f"PubMed {entry.pmid}"  # a preprint's key is negative
+    links = [f'<a href="{html.escape(entry.pubmed_url)}">{where}</a>']
     if entry.doi_url:
         links.append(f'<a href="{html.escape(entry.doi_url)}">DOI</a>')
     lines.append("<p>" + " \u00b7 ".join(links) + "</p>")
@@ -108,7 +111,8 @@ def build_feed(conn: Connection, settings: Settings, group: Group, *, now: dt.da
         fe = fg.add_entry(order="append")
         fe.id(entry.pubmed_url)
         marked = [label for label, tone in entry.marks if tone == "danger"]
-        fe.title(f"[{marked[0]}] {entry.title}" if marked else entry.title)
+        marked += ["Preprint"] if entry.badge else []
+        fe.title(f"[{'; '.join(marked)}] {entry.title}" if marked else entry.title)
         for name in names.get(pmid, []) or [entry.authors]:
             fe.author({"name": name})
         # one link, the PubMed page (alternate, Atom's default): feedgen 1.0 drops an entry link's
