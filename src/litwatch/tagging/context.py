@@ -81,7 +81,7 @@ def inside_longer_name(text: str, end: int) -> bool:
 # --- abbreviations the text defines -----------------------------------------------------------
 
 _PAREN = re.compile(r"\(([^()]{1,12})\)")
-_CLAUSE_ENDS = ".;:!?()[]"
+_UP_TO_CLAUSE_END = re.compile(r".*[.;:!?()\[\]]", re.DOTALL)
 _SHORT_END = re.compile(r"[;,]")
 _PAREN_SPACE = re.compile(r"\(\s")
 
@@ -99,8 +99,8 @@ def definitions(text: str, only: Collection[str] | None = None) -> dict[str, str
         if (only is not None and short not in only) or short in found or not _short_form(short):
             continue
         at = m.start()
-        lo = max(0, at - 200)  # just after the last clause end in the 200 characters before, else 0
-        cut = max(text.rfind(c, lo, at) for c in _CLAUSE_ENDS) + 1
+        last = _UP_TO_CLAUSE_END.match(text, max(0, at - 200), at)  # greedy: up to the last clause end
+        cut = last.end() if last else 0
         words = text[cut:at].split()
         window = words[-min(len(short) + 5, len(short) * 2):]
         long = _best_long_form(short, " ".join(window))
