@@ -60,6 +60,9 @@ def _shape(written: str) -> str:
             + "b" * bool(_BAND.fullmatch(written)) + "#" * bool(_NUMBER.fullmatch(written)))
 
 
+shape = _shape  # the tagger asks it first: only a form with a shape can be ruled out by not_a_gene
+
+
 def _formula(written: str) -> bool:
     """A chemical formula of known elements (Ca, Ca2, Ca(2, NO3, NH4)."""
     atoms = written.replace("(", "").replace(" ", "")
