@@ -40,7 +40,6 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 GREEK_RE = re.compile("[" + "".join(_GREEK_CHARS) + "]")
 _FOLDED: dict[str, str] = {}
 _FOLDED_LOWER: dict[str, str] = {}
-_UNSTABLE: set[str] = set()  # non-ASCII characters whose fold is not itself folded to itself
 
 def _fold_char(char: str) -> str:
     """The one character the matcher sees for a non-ASCII one."""
@@ -67,32 +66,18 @@ def canon(text: str) -> str:
     return text.translate(_ASCII_FOLD)
 
 
-def _fold_lower_char(char: str) -> str:
+def _fold_lower_match(m: re.Match[str]) -> str:
+    char = m.group()
     folded = _FOLDED_LOWER.get(char)
     if folded is None:
         folded = _FOLDED_LOWER[char] = lower(_fold_char(char))
-        if _FOLDED_LOWER.setdefault(folded, lower(_fold_char(folded))) != folded:
-            _UNSTABLE.add(char)  # folding it twice differs: replacing one char at a time is not safe
     return folded
 
 
-def _fold_lower_match(m: re.Match[str]) -> str:
-    return _fold_lower_char(m.group())
-
-
 def canon_lower(text: str) -> str:
-    """``lower(canon(text))``: what the tagger's automaton scans. An abstract holds a handful of
-    distinct non-ASCII characters (α, –, µ) met many times, so each is replaced throughout with
-    ``str.replace`` rather than by one Python call per occurrence; that is the same as folding
-    each occurrence because every replacement is already folded (else ``re.sub`` does it)."""
+    """``lower(canon(text))`` in one pass over the text: what the tagger's automaton scans."""
     if not text.isascii():
-        chars = set(_NON_ASCII.findall(text))
-        folded = [(char, _fold_lower_char(char)) for char in chars]
-        if _UNSTABLE.isdisjoint(chars):
-            for char, into in folded:
-                text = text.replace(char, into)
-        else:
-            text = _NON_ASCII.sub(_fold_lower_match, text)
+        text = _NON_ASCII.sub(_fold_lower_match, text)
     return text.translate(_ASCII_FOLD_LOWER)
 
 
