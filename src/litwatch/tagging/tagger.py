@@ -334,10 +334,7 @@ def _resolve(found: list[_Cand], text: str, explain: bool) -> list[tuple[Match, 
         return [(Match(tag, kind, text[start:-neg_end], start, -neg_end), "tagged", rank)]
     out: list[tuple[Match, str, int]] = []
     last: dict[str, tuple[int, int]] = {}
-    best: dict[tuple[int, int, str], int] = {}
-    for start, neg_end, kind, _tag, rank in found:
-        key = (start, neg_end, kind)
-        best[key] = min(rank, best.get(key, rank))
+    curated = {(start, neg_end, kind) for start, neg_end, kind, _tag, rank in found if rank < _IMPORTED}
     for start, neg_end, kind, tag, rank in sorted(set(found)):
         end = -neg_end
         span = last.get(kind)
@@ -345,7 +342,7 @@ def _resolve(found: list[_Cand], text: str, explain: bool) -> list[tuple[Match, 
         if keep:
             last[kind] = (start, end)
         status = "tagged" if keep else "inside a longer match"
-        if keep and rank >= _IMPORTED > best[(start, neg_end, kind)]:
+        if keep and rank >= _IMPORTED and curated and (start, neg_end, kind) in curated:
             status = "a curated gene has this form"
         if status == "tagged" or explain:
             out.append((Match(tag, kind, text[start:end], start, end), status, rank))
