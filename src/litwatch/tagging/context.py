@@ -60,6 +60,9 @@ def _shape(written: str) -> str:
             + "b" * bool(_BAND.fullmatch(written)) + "#" * bool(_NUMBER.fullmatch(written)))
 
 
+shape = _shape  # the tagger asks it first: only a form with a shape can be ruled out by not_a_gene
+
+
 def _formula(written: str) -> bool:
     """A chemical formula of known elements (Ca, Ca2, Ca(2, NO3, NH4)."""
     atoms = written.replace("(", "").replace(" ", "")
@@ -81,7 +84,7 @@ def inside_longer_name(text: str, end: int) -> bool:
 # --- abbreviations the text defines -----------------------------------------------------------
 
 _PAREN = re.compile(r"\(([^()]{1,12})\)")
-_CLAUSE_END = re.compile(r"[.;:!?()\[\]]")
+_UP_TO_CLAUSE_END = re.compile(r".*[.;:!?()\[\]]", re.DOTALL)
 _SHORT_END = re.compile(r"[;,]")
 _PAREN_SPACE = re.compile(r"\(\s")
 
@@ -99,7 +102,8 @@ def definitions(text: str, only: Collection[str] | None = None) -> dict[str, str
         if (only is not None and short not in only) or short in found or not _short_form(short):
             continue
         at = m.start()
-        cut = max((c.end() for c in _CLAUSE_END.finditer(text, max(0, at - 200), at)), default=0)
+        last = _UP_TO_CLAUSE_END.match(text, max(0, at - 200), at)  # greedy: up to the last clause end
+        cut = last.end() if last else 0
         words = text[cut:at].split()
         window = words[-min(len(short) + 5, len(short) * 2):]
         long = _best_long_form(short, " ".join(window))

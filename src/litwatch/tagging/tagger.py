@@ -216,7 +216,9 @@ class Tagger:
         genes: list[tuple[int, int]] = []
         for t, found in enumerate(scanned):
             out.append([(m, status) for m, status, _rank in found])
-            genes.extend((t, i) for i, (m, status, _) in enumerate(found) if m.kind == "gene" and status == "tagged")
+            for i, (m, status, _rank) in enumerate(found):
+                if m.kind == "gene" and status == "tagged":
+                    genes.append((t, i))
         if not self.rules or not genes:  # no rule changes a paper without genes
             return out
         defined: dict[str, str] = {}
@@ -249,7 +251,7 @@ class Tagger:
 
     def _context_status(self, text: str, m: Match, defined: dict[str, str]) -> str | None:
         """Why the words around a tagged gene match say it is something else, or None."""
-        why = context.not_a_gene(text, m.start, m.end)
+        why = context.not_a_gene(text, m.start, m.end) if context.shape(m.text) else None  # "": nearly every gene
         if why:
             return f"not a gene: {why}"
         if context.inside_longer_name(text, m.end):
@@ -277,17 +279,20 @@ class Tagger:
         if len(hits) > _HITS_KEPT:
             hits.clear()
         found: list[_Cand] = []
+        add = found.append
         dropped: list[tuple[Match, str, int]] = []
         for pattern, start, stop in self._automaton.find_matches_as_indexes(f" {canon_lower(text)} ",
                                                                             overlapping=True):
             end = stop - 2  # the key's spaces stand outside the text
             written = text[start:end]
-            hit = hits.get((pattern, written))
+            key = (pattern, written)
+            hit = hits.get(key)
             if hit is None:
-                hit = hits[(pattern, written)] = self._hit(pattern, written)
+                hit = hits[key] = self._hit(pattern, written)
             kept, stopped = hit
-            for t, k, r in kept:
-                found.append((start, -end, k, t, r))
+            if kept:  # most hits keep nothing (a lower-cased key met in another case)
+                for t, k, r in kept:
+                    add((start, -end, k, t, r))
             if stopped and explain:
                 dropped.extend((Match(t, k, written, start, end), "stop-list", r) for t, k, r in stopped)
         tagged = _resolve(found, text, explain)
@@ -322,15 +327,14 @@ def _acronym_alias(written: str, rank: int) -> bool:
 def _resolve(found: list[_Cand], text: str, explain: bool) -> list[tuple[Match, str, int]]:
     """Keep, per kind, the leftmost-longest matches that do not overlap; equal spans all stay,
     except that curated genes' forms hide imported genes' at the same span."""
+    if not found:
+        return []
     if len(found) == 1:  # most texts: nothing to choose between
         start, neg_end, kind, tag, rank = found[0]
         return [(Match(tag, kind, text[start:-neg_end], start, -neg_end), "tagged", rank)]
     out: list[tuple[Match, str, int]] = []
     last: dict[str, tuple[int, int]] = {}
-    best: dict[tuple[int, int, str], int] = {}
-    for start, neg_end, kind, _tag, rank in found:
-        key = (start, neg_end, kind)
-        best[key] = min(rank, best.get(key, rank))
+    curated = {(start, neg_end, kind) for start, neg_end, kind, _tag, rank in found if rank < _IMPORTED}
     for start, neg_end, kind, tag, rank in sorted(set(found)):
         end = -neg_end
         span = last.get(kind)
@@ -338,7 +342,7 @@ def _resolve(found: list[_Cand], text: str, explain: bool) -> list[tuple[Match, 
         if keep:
             last[kind] = (start, end)
         status = "tagged" if keep else "inside a longer match"
-        if keep and rank >= _IMPORTED > best[(start, neg_end, kind)]:
+        if keep and rank >= _IMPORTED and curated and (start, neg_end, kind) in curated:
             status = "a curated gene has this form"
         if status == "tagged" or explain:
             out.append((Match(tag, kind, text[start:end], start, end), status, rank))
