@@ -4,9 +4,9 @@ The feed is a second view of the delivery ledger, not a second choice of papers:
 the papers (never the retraction notices or papers only listed as older matches) of the group's
 digests that the mail server accepted, the newest ``feed_entries`` of them. Every digest rewrites
 ``<feeds_dir>/<group>.atom`` (default ``feeds/`` beside the outbox); ``litwatch feed GROUP``
-writes it on demand. An entry's id is the paper's PubMed address (a preprint's: its Europe PMC page, and it is badged) and its ``updated`` time is
-when the digest that carried it was made, so a rewrite changes nothing a reader has seen and a
-feed reader never shows a paper twice.
+writes it on demand. An entry's id is the paper's PubMed address (a preprint's: its Europe PMC
+page, and it is badged) and its ``updated`` time is when the digest that carried it was made, so
+a rewrite changes nothing a reader has seen and a feed reader never shows a paper twice.
 feedgen writes the XML (valid Atom 1.0, escaped), so nothing here builds markup by hand.
 """
 

@@ -74,29 +74,36 @@ def coverage_of(engine: Engine, queries: Sequence[SavedQuery], today: dt.date) -
         for query in queries:
             state = conn.execute(sa.select(query_state.c.last_success_at, query_state.c.last_error)
                                  .where(query_state.c.query_name == query.name)).first()
-            found.append(_coverage(conn, query, "crdt", query.term, today, state, query_hits.c.paper_pmid > 0))
+            found.append(_coverage(conn, query, "crdt", query.term, today,
+                                   (state.last_success_at, state.last_error) if state else (None, None),
+                                   query_hits.c.paper_pmid > 0))
             if query.preprints:
-                last = conn.execute(sa.select(preprint_runs.c.finished_at, preprint_runs.c.status,
-                                              preprint_runs.c.error)
-                                    .where(preprint_runs.c.query_name == query.name, preprint_runs.c.status != "running")
-                                    .order_by(preprint_runs.c.id.desc())).all()
-                ok = next((r.finished_at for r in last if r.status == "ok"), None)
-                error = last[0].error if last and last[0].status == "failed" else None
-                found.append(_coverage(conn, query, "ppr", query.preprints, today, (ok, error), query_hits.c.paper_pmid < 0,
-                                       "europepmc"))
+                found.append(_coverage(conn, query, "ppr", query.preprints, today, _preprint_state(conn, query.name),
+                                       query_hits.c.paper_pmid < 0, "europepmc"))
     return found
 
 
+def _preprint_state(conn: sa.Connection, name: str) -> tuple[dt.datetime | None, str | None]:
+    """When the query's preprint search last succeeded, and its error if its last finished run failed."""
+    runs = preprint_runs.c
+    ok = conn.execute(sa.select(sa.func.max(runs.finished_at))
+                      .where(runs.query_name == name, runs.status == "ok")).scalar()
+    last = conn.execute(sa.select(runs.status, runs.error).where(runs.query_name == name, runs.status != "running")
+                        .order_by(runs.id.desc()).limit(1)).first()
+    return ok, last.error if last is not None and last.status == "failed" else None
+
+
 def _coverage(conn: sa.Connection, query: SavedQuery, kind: str, term: str, today: dt.date,
-              state: Sequence[object] | None, which: sa.ColumnElement[bool], source: str = "pubmed") -> Coverage:
+              state: tuple[dt.datetime | None, str | None], which: sa.ColumnElement[bool],
+              source: str = "pubmed") -> Coverage:
+    """One line: the ranges ``term`` searched for ``kind``, the gaps left, and the hits ``which`` selects."""
     sha = ledger.fingerprint(term)
     covered = ledger.ranges(conn, query.name, kind, sha)
     origin = min(ledger.origin(conn, query.name, query.start, kind), today)
     count = conn.execute(sa.select(sa.func.count()).select_from(query_hits)
                          .where(query_hits.c.query_name == query.name, which)).scalar_one()
-    last_success, last_error = (state[0], state[1]) if state else (None, None)
-    return Coverage(query.name, sha, covered, ledger.gaps(covered, origin, today),
-                    last_success, last_error, int(count), source)  # type: ignore[arg-type]
+    return Coverage(query.name, sha, covered, ledger.gaps(covered, origin, today), state[0], state[1], int(count),
+                    source)
 
 
 @dataclass

@@ -85,12 +85,12 @@ KIND = "ppr"  # the ledger's kind for Europe PMC first index dates
 
 
 def preprint_windows(engine: Engine, query: SavedQuery, today: dt.date, overlap_days: int,
-                     since: dt.date | None = None) -> list[tuple[dt.date, dt.date]]:
+                     since: dt.date | None = None, clock: Clock = utcnow) -> list[tuple[dt.date, dt.date]]:
     """The first-index-date windows the ledger lacks for the query's ``preprints`` term, from its
     start (or ``since``, a backfill) to today, each reaching back ``overlap_days``."""
     assert query.preprints is not None
     with engine.begin() as conn:
-        ledger.adopt_legacy(conn, query.name, query.preprints, utcnow(), kinds=(KIND,))  # ranges of 0010
+        ledger.adopt_legacy(conn, query.name, query.preprints, clock(), kinds=(KIND,))  # ranges of 0010
         covered = ledger.ranges(conn, query.name, KIND, ledger.fingerprint(query.preprints))
         origin = ledger.origin(conn, query.name, query.start, KIND)
     lo = min(origin, since) if since is not None else origin
@@ -126,7 +126,7 @@ def run_preprints(
     receipt carries the error (the caller fails the query's run)."""
     if not query.preprints:
         raise ValueError(f"query {query.name} has no preprints search")
-    windows = preprint_windows(engine, query, today, overlap_days, since)
+    windows = preprint_windows(engine, query, today, overlap_days, since, clock)
     start, end = windows[0][0], windows[-1][1]
     receipt = PreprintReceipt(query.name, start, end)
     requests0, retries0 = client.requests_made, client.retries

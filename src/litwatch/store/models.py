@@ -183,9 +183,10 @@ class QueryCoverage(Base):
 
     ``kind`` is ``crdt`` (create dates: new papers), ``mdat`` (modification dates: the update
     pass) or ``ppr`` (Europe PMC first index dates: the preprints search, under the fingerprint of
-    the query's ``preprints`` term). Ranges are inclusive and merged per query, kind and term. ``term_sha256`` is the
-    fingerprint of the normalised term; NULL marks a range migrated from a watermark (revision
-    0007), which the first run after the upgrade adopts for its own term.
+    the query's ``preprints`` term). Ranges are inclusive and merged per query, kind and term.
+    ``term_sha256`` is the fingerprint of the normalised term; NULL marks a range migrated from a
+    watermark (revision 0007) or from ``preprint_coverage`` (0012), which the first run after the
+    upgrade adopts for its own term.
     """
 
     __tablename__ = "query_coverage"
