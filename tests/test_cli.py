@@ -54,7 +54,8 @@ def test_a_missing_file_is_a_one_line_error_with_exit_2(runner: CliRunner) -> No
     invoke(runner, "init")
     result = invoke(runner, "ingest", "nope.xml")
     assert result.exit_code == 2
-    assert result.output.strip() == "litwatch: error: nope.xml: no such file (give .xml or .xml.gz files, or folders holding them)"
+    assert result.output.strip() == ("litwatch: error: nope.xml: no such file (give .xml or .xml.gz files, "
+                                     "folders holding them, or PubTator3 .json files)")
 
 
 def test_a_truncated_file_names_file_and_line_and_exits_2(runner: CliRunner, tmp_path: Path) -> None:

@@ -321,7 +321,19 @@ def test_mouse_genes_map_through_a_homologene_table():
     tags = tags_of(annotations, orthologues={"7782": 3551, "2971": 4790})
     assert tags["IKKbeta"] == ("IKBKB", 16150, None)
     assert tags["NF-kappaB"] == ("NFKB1", 18033, None)
-    assert tags["p65"] == (None, 19697, None)  # group 32064 is not in the table: kept, no symbol
+    # group 32064 is not in the table: mouse Rela (PubTator's symbol) spells human RELA
+    assert tags["p65"] == ("RELA", 19697, None)
+    alone = tags_of(annotations, orthologues={}, by_symbol={})  # neither the table nor a symbol: kept
+    assert alone["p65"] == (None, 19697, None)
+
+
+def test_a_gene_outside_homologene_does_not_map_by_its_symbol():
+    # miR-196b (442920) has no HomoloGene group: a symbol spelled like a human one is not evidence
+    annotations = read_document(raw("10.1016_j.molcel.2016.11.034.json"))
+    mir = next(m for m in annotations.genes if m.text == "miR-196b")
+    assert mir.homologene is None
+    [tag] = [t for t in gene_tags(annotations, {1: "MIR196B"}) if t.text == "miR-196b"]
+    assert (tag.symbol, tag.gene_id) == (None, 442920)
 
 
 def test_a_gene_with_no_known_human_gene_is_kept_without_symbol():

@@ -50,6 +50,11 @@ def _print_ingest(summary: ingest.IngestSummary) -> None:
     click.echo(_ingest_table(headers, rows))
     for reason, count in sorted(t.skipped.items()):
         click.echo(f"skipped {count}: {reason}")
+    papers, tags = summary.annotated
+    if papers:
+        files = "file" if len(summary.files) == 1 else "files"
+        click.echo(f"PubTator3 annotations of {papers} paper{'' if papers == 1 else 's'} stored from the {files}: "
+                   f"{tags} tag{'' if tags == 1 else 's'}, no request made")
     for error in summary.errors:
         click.echo(f"litwatch: error: {error}", err=True)
 
@@ -62,11 +67,16 @@ def _print_ingest(summary: ingest.IngestSummary) -> None:
 @click.option("--no-tag", is_flag=True, help="Do not tag the papers (the vocabulary is in QUERIES_DIR/vocab).")
 @pass_ctx
 def ingest_command(ctx: _Context, paths: tuple[Path, ...], batch_size: int, no_tag: bool) -> None:
-    """Load PubMed XML files (.xml or .xml.gz, or folders of them) into the store, and tag them."""
+    """Load PubMed XML files (.xml or .xml.gz, or folders of them) into the store, and tag them.
+
+    PubTator3 BioC JSON files (.json, as its publications/export/biocjson answers) load too: the
+    papers the store lacks, and every paper's PubTator3 annotations, without asking PubTator3.
+    """
     files = ingest.expand_paths(paths)
     missing = [p for p in files if not p.is_file()]
     if missing:
-        raise InputError(f"{missing[0]}: no such file (give .xml or .xml.gz files, or folders holding them)")
+        raise InputError(f"{missing[0]}: no such file (give .xml or .xml.gz files, folders holding them, "
+                         "or PubTator3 .json files)")
     engine = ctx.engine()
     total = sum(p.stat().st_size for p in files)
     vocab_dir = None if no_tag else ctx.settings.vocab_dir

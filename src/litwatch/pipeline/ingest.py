@@ -1,4 +1,5 @@
-"""Loading PubMed XML files (efetch answers, baseline and update files) into the store.
+"""Loading PubMed XML files (efetch answers, baseline and update files) into the store, and
+PubTator3 BioC JSON files (``sources/pubtator_files.py``) with their annotations.
 
 Records are streamed from the parser and saved in batches, one transaction each: a crash or a
 malformed file leaves every earlier batch stored and nothing half-written, and a rerun converges
@@ -14,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
+from litwatch.clock import utcnow
 from litwatch.errors import InputError, Interrupted, ParseError
 from litwatch.records import Deletion, PaperRecord
+from litwatch.sources import pubtator_files
 from litwatch.sources.pubmed_xml import MAX_RECORD_BYTES, CountingReader, check_root, iter_records
 from litwatch.store import papers as store
 from litwatch.store import rows
@@ -38,6 +41,8 @@ class FileReport:
     result: store.SaveResult
     error: ParseError | None = None
     last_pmid: int | None = None  # of the last paper stored, for saying where an interrupted load got to
+    annotated: int = 0  # a PubTator3 file's papers that took its annotations
+    annotation_tags: int = 0  # and the pubtator3 tags they make
 
 
 @dataclass
@@ -50,6 +55,11 @@ class IngestSummary:
         for report in self.files:
             total += report.result
         return total
+
+    @property
+    def annotated(self) -> tuple[int, int]:
+        """Papers that took a PubTator3 file's annotations, and the tags they make."""
+        return sum(f.annotated for f in self.files), sum(f.annotation_tags for f in self.files)
 
     @property
     def errors(self) -> list[ParseError]:
@@ -70,26 +80,37 @@ def save_items(
     (keyed by ``id(item)``, from the worker processes, which send prepared records) or by
     ``tagger`` here.
     """
-    result = store.SaveResult()
     with engine.begin() as conn:
-        pending: list[PaperRecord | rows.Prepared] = []
+        return _save_into(conn, items, tagger=tagger, tags=tags)
 
-        def flush() -> None:
-            saved = store.save_batch(conn, pending)
-            if tagger is not None or tags is not None:
-                from litwatch.store import tags as tag_store  # the ORM models: only when tagging
 
-                tag_store.tag_changed(conn, pending, saved.changed_pmids, tagger=tagger, found=tags)
-            result.__iadd__(saved.counts())  # memory stays flat however many papers a file holds
-            pending.clear()
+def _save_into(
+    conn: Connection,
+    items: Sequence[PaperRecord | rows.Prepared | Deletion],
+    *,
+    tagger: Tagger | None = None,
+    tags: Mapping[int, list[Tag]] | None = None,
+) -> store.SaveResult:
+    """:func:`save_items` in the caller's transaction."""
+    result = store.SaveResult()
+    pending: list[PaperRecord | rows.Prepared] = []
 
-        for item in items:
-            if isinstance(item, Deletion):
-                flush()
-                result.deleted += store.apply_deletion(conn, item)
-            else:
-                pending.append(item)
-        flush()
+    def flush() -> None:
+        saved = store.save_batch(conn, pending)
+        if tagger is not None or tags is not None:
+            from litwatch.store import tags as tag_store  # the ORM models: only when tagging
+
+            tag_store.tag_changed(conn, pending, saved.changed_pmids, tagger=tagger, found=tags)
+        result.__iadd__(saved.counts())  # memory stays flat however many papers a file holds
+        pending.clear()
+
+    for item in items:
+        if isinstance(item, Deletion):
+            flush()
+            result.deleted += store.apply_deletion(conn, item)
+        else:
+            pending.append(item)
+    flush()
     return result
 
 
@@ -174,6 +195,11 @@ def _load(
     tagger: Tagger | None, max_record_bytes: int,
 ) -> None:
     path = report.path
+    if pubtator_files.is_pubtator_file(path):
+        _load_pubtator(engine, report, pubtator_files.read_file(path), batch_size, tagger)
+        if progress is not None:
+            progress(path.stat().st_size)
+        return
     shape = _parallel_layout(path)
     if shape is not None:
         from litwatch.sources import parse_pool  # worker processes: only for large files
@@ -189,6 +215,30 @@ def _load(
     with CountingReader(path, progress) as reader:
         records = iter_records(reader, name=str(path), max_record_bytes=max_record_bytes)
         _Batches(engine, report, batch_size, tagger=tagger).save_all((record, None) for record in records)
+
+
+def _load_pubtator(engine: Engine, report: FileReport, documents: Sequence[pubtator_files.Document],
+                   batch_size: int, tagger: Tagger | None) -> None:
+    """Load a PubTator3 BioC JSON file, ``batch_size`` documents a transaction: the papers the
+    store lacks, from PubTator3's citation, and (when tagging) every paper's PubTator3 annotations,
+    stored as if PubTator3 had been asked now. A paper the store holds keeps its PubMed record."""
+    from litwatch.pipeline import pubtator as pubtator_step  # the ORM models: only for these files
+
+    for first in range(0, len(documents), batch_size):
+        batch = documents[first : first + batch_size]
+        with engine.begin() as conn:
+            known = store.resolve_pmids(conn, [d.record.pmid for d in batch])
+            result = _save_into(conn, [d.record for d in batch if d.record.pmid not in known], tagger=tagger)
+            result.read += len(known)
+            result.unchanged += len(known)
+            if tagger is not None:
+                # a PMID merged into another row (same DOI) keeps that row's text: its spans would not fit
+                held = store.resolve_pmids(conn, [d.record.pmid for d in batch])
+                found = {d.record.pmid: d.annotations for d in batch if held.get(d.record.pmid) == d.record.pmid}
+                report.annotation_tags += pubtator_step.store_annotations(conn, list(found), found, tagger, utcnow())
+                report.annotated += len(found)
+        report.result += result
+        report.last_pmid = batch[-1].record.pmid
 
 
 def _parallel_layout(path: Path) -> parse_pool.Layout | None:
@@ -246,8 +296,10 @@ def ingest_paths(
         from litwatch.tagging.papers import load_tagger  # the tagger's modules: not for --no-tag
 
         tagger = load_tagger(vocab_dir)
-    for path in paths:  # and a file that is not PubMed XML, before anything is stored
-        if path.is_file():
+    for path in paths:  # and a file that is not PubMed XML (or PubTator3's JSON), before anything is stored
+        if path.is_file() and pubtator_files.is_pubtator_file(path):
+            pubtator_files.read_file(path)
+        elif path.is_file():
             check_root(path)
     for path in paths:
         report = FileReport(path, store.SaveResult())

@@ -22,7 +22,7 @@ warning on the receipt: the run still succeeds with the dictionary's tags, nothi
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -99,12 +99,28 @@ def pending(conn: Connection, now: dt.datetime, *, max_age: dt.timedelta | None 
     return list(conn.execute(query).scalars())
 
 
+_symbol_maps: dict[int, tuple[object, dict[int, str], dict[str, int]]] = {}
+
+
+def _symbols(tagger: Tagger | None) -> tuple[dict[int, str], dict[str, int]]:
+    """The vocabulary's ``{NCBI Gene ID: HGNC symbol}`` and ``{SYMBOL: NCBI Gene ID}``, made once
+    per vocabulary (a full HGNC import has some 19,000)."""
+    if tagger is None:
+        return {}, {}
+    held = _symbol_maps.get(id(tagger.vocab))
+    if held is None or held[0] is not tagger.vocab:
+        symbols = {int(gene_id): symbol for symbol, gene_id in tagger.vocab.ncbi_gene.items() if str(gene_id).isdigit()}
+        held = (tagger.vocab, symbols, {symbol.upper(): gene_id for gene_id, symbol in symbols.items()})
+        _symbol_maps.clear()
+        _symbol_maps[id(tagger.vocab)] = held
+    return held[1], held[2]
+
+
 def annotation_tags(annotations: Annotations, tagger: Tagger | None, version: str) -> list[Tag]:
     """The ``pubtator3`` tags of one annotated paper: its genes, and conditions of the vocabulary."""
-    symbols = {int(gene_id): symbol for symbol, gene_id in (tagger.vocab.ncbi_gene.items() if tagger else ())
-               if str(gene_id).isdigit()}
+    symbols, by_symbol = _symbols(tagger)
     tags: list[Tag] = []
-    for gene in gene_tags(annotations, symbols):
+    for gene in gene_tags(annotations, symbols, by_symbol=by_symbol):
         name = gene.symbol or gene.name or gene.identifier
         species = None if gene.symbol or gene.species == HUMAN else gene.species
         tags.append(Tag(name, "gene", gene.text, gene.passage, version, ORIGIN, gene.identifier,
@@ -136,15 +152,12 @@ def annotate(engine: Engine, client: Pubtator | None, tagger: Tagger | None, *, 
     with engine.connect() as conn:
         todo = pending(conn, now, max_age=max_age, ask_again=ask_again)
     before = client.requests_made
-    version = tagger.version if tagger is not None else ORIGIN
     try:
         for first in range(0, len(todo), batch):
             chunk = todo[first : first + batch]
             export = client.export(chunk)
             with engine.begin() as conn:
-                _record_asked(conn, chunk, set(export.documents), now)
-                receipt.tags += tag_store.save_pubtator_tags(
-                    conn, {pmid: annotation_tags(doc, tagger, version) for pmid, doc in export.documents.items()})
+                receipt.tags += store_annotations(conn, chunk, export.documents, tagger, now)
             receipt.asked += len(chunk)
             receipt.annotated += len(export.documents)
             receipt.missing += len(export.missing)
@@ -155,6 +168,16 @@ def annotate(engine: Engine, client: Pubtator | None, tagger: Tagger | None, *, 
     finally:
         receipt.requests = client.requests_made - before
     return receipt
+
+
+def store_annotations(conn: Connection, pmids: Sequence[int], documents: Mapping[int, Annotations],
+                      tagger: Tagger | None, now: dt.datetime) -> int:
+    """Store PubTator3's answer about ``pmids`` (its ``documents``, by PMID): who was asked and
+    which were annotated, and the annotated papers' ``pubtator3`` tags; returns the tag rows written."""
+    version = tagger.version if tagger is not None else ORIGIN
+    _record_asked(conn, pmids, set(documents), now)
+    return tag_store.save_pubtator_tags(
+        conn, {pmid: annotation_tags(doc, tagger, version) for pmid, doc in documents.items()})
 
 
 def _record_asked(conn: Connection, pmids: Sequence[int], annotated: set[int], now: dt.datetime) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "GeneMention",
     "GeneTag",
     "PubtatorClient",
+    "answer_documents",
     "gene_tags",
     "read_answer",
     "read_document",
@@ -146,10 +147,16 @@ class GeneTag:
 
 
 def read_answer(body: bytes) -> list[Annotations]:
-    """Every document in an export answer; raises ValueError when the body is not one.
+    """Every document in an export answer; raises ValueError when the body is not one."""
+    return [read_document(item) for item in answer_documents(body)]
+
+
+def answer_documents(body: bytes) -> list[dict[str, Any]]:
+    """The raw BioC JSON documents of an export answer (or a file saved from one); raises
+    ValueError when the body is not one.
 
     The export wraps its documents as ``{"PubTator3": [document, ...]}``; a bare list of
-    documents and a BioC collection (``{"documents": [...]}``) are read too.
+    documents, a single document and a BioC collection (``{"documents": [...]}``) are read too.
     """
     data = json.loads(body)
     if isinstance(data, dict) and "PubTator3" in data:
@@ -158,11 +165,13 @@ def read_answer(body: bytes) -> list[Annotations]:
         items = data["documents"]
     elif isinstance(data, dict) and str(data.get("detail", "")).lower().startswith(_NOT_FOUND):
         items = []
+    elif isinstance(data, dict) and "passages" in data:
+        items = [data]
     else:
         items = data
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         raise ValueError(f"not a PubTator3 export: {body[:80]!r}")
-    return [read_document(item) for item in items]
+    return items
 
 
 def read_document(raw: Mapping[str, Any]) -> Annotations:
@@ -215,14 +224,17 @@ def gene_tags(
     annotations: Annotations,
     symbols: Mapping[int, str],
     orthologues: Mapping[str, int] | None = None,
+    by_symbol: Mapping[str, int] | None = None,
 ) -> list[GeneTag]:
     """Gene tags with HGNC symbols, one per Gene ID of each mention.
 
     ``symbols`` is the vocabulary's ``{human NCBI Gene ID: HGNC symbol}``. A human ID gets its
     symbol directly. Another ID gets its human orthologue's symbol when its HomoloGene group
-    leads to a human gene: through ``orthologues`` (``{group: human Gene ID}``) or a human gene of
-    the same group named in the same paper. Otherwise it is kept with its own ID and species,
-    and no symbol.
+    leads to a human gene: through ``orthologues`` (``{group: human Gene ID}``), a human gene of
+    the same group named in the same paper, or, for a gene in a HomoloGene group, the human gene
+    whose HGNC symbol its own symbol spells in other case (mouse and rat nomenclature follow
+    HGNC's: Il1b is IL1B's orthologue; ``by_symbol`` is ``{SYMBOL: human Gene ID}``, made from
+    ``symbols`` when not given). Otherwise it is kept with its own ID and species, and no symbol.
     """
     groups = dict(orthologues or {})
     for mention in annotations.genes:
@@ -236,6 +248,10 @@ def gene_tags(
             species = HUMAN if human is not None else mention.species
             if human is None and mention.homologene in groups:
                 human = groups[mention.homologene]
+            elif human is None and mention.homologene and mention.name:
+                if by_symbol is None:
+                    by_symbol = {symbol.upper(): human_id for human_id, symbol in symbols.items()}
+                human = by_symbol.get(mention.name.upper())
             symbol = symbols.get(human) if human is not None else None
             tags.append(
                 GeneTag(symbol, gene_id, species, human if symbol else None, mention.text, mention.start, mention.end,
