@@ -24,7 +24,7 @@ from litwatch.delivery import digest
 from litwatch.files.groups import Group
 from litwatch.pipeline import ingest
 from litwatch.store import models
-from litwatch.store.bridges import Bridge, bridges
+from litwatch.store.bridges import Bridge, bridges, group_conditions
 
 ROOT = Path(__file__).parent.parent
 PUBMED = Path(__file__).parent / "fixtures" / "pubmed"
@@ -88,6 +88,28 @@ def test_bridges_among_given_papers_still_ask_the_whole_store(library):
         assert bridges(conn, [ESR1_PAPER]) == {ESR1_PAPER: Bridge(ESR1_PAPER, "first", "ESR1", ("endometriosis",))}
 
 
+def test_a_group_that_names_its_conditions_is_told_of_bridges_among_them_only(library):
+    for name, kind in (("ESR1", "gene"), ("endometriosis", "condition"), ("migraine", "condition"),
+                       ("fibromyalgia", "condition")):
+        tag(library, LATER, name, kind)
+    tag(library, ESR1_PAPER, "migraine", "condition")  # ESR1 with endometriosis and migraine came first
+    tag(library, ESR1_PAPER, "TP53", "gene")
+    with library.connect() as conn:
+        everything = bridges(conn, [LATER])[LATER].line()
+        headache = group_conditions(conn, ("migraine", "fibromyalgia", "FOXP3"))
+        assert headache == {"migraine", "fibromyalgia"}
+        mine = bridges(conn, [LATER], headache)[LATER].line()
+        endometriosis = bridges(conn, [LATER], group_conditions(conn, ("endometriosis",)))
+        assert group_conditions(conn, ("FOXP3",)) is None and group_conditions(conn, ()) is None
+    assert everything == "first link of ESR1 with fibromyalgia in your library"
+    assert mine == "first link of ESR1 with fibromyalgia in your library"
+    assert endometriosis == {}  # one condition of the group's, and ESR1 met it before: no bridge
+    tag(library, ESR1_PAPER, "fibromyalgia", "condition")
+    with library.connect() as conn:
+        assert bridges(conn, [LATER], headache)[LATER].line() == "links ESR1 to fibromyalgia and migraine"
+        assert bridges(conn, [LATER])[LATER].line() == "links ESR1 to endometriosis, fibromyalgia and migraine"
+
+
 def text_of(message: Path) -> str:
     parsed = email.message_from_bytes(message.read_bytes(), policy=email.policy.default)
     assert isinstance(parsed, EmailMessage)
@@ -111,6 +133,33 @@ def test_a_digest_marks_its_bridge_papers(library, tmp_path):
     assert "  Bridge: first link of ESR1 with endometriosis in your library\n" in text
     html = next((tmp_path / "outbox").glob("*.html")).read_text(encoding="utf-8")
     assert "Bridge: first link of ESR1 with endometriosis in your library</div>" in html
+
+
+def test_a_digest_marks_bridges_among_the_conditions_its_group_names(library, tmp_path):
+    for pmid in (ESR1_PAPER, LATER):
+        with library.connect() as conn:
+            held = set(conn.execute(sa.select(TAGS.c.tag).where(TAGS.c.paper_pmid == pmid, TAGS.c.source == "abstract")
+                                    ).scalars())
+        for name, kind in (("ESR1", "gene"), ("TP53", "gene"), ("endometriosis", "condition"),
+                           ("migraine", "condition")):
+            if name not in held:
+                tag(library, pmid, name, kind)
+    with library.begin() as conn:
+        conn.execute(HITS.insert(), [{"query_name": "endometriosis-genetics", "paper_pmid": LATER,
+                                      "first_found_at": NOW - dt.timedelta(days=2),
+                                      "last_found_at": NOW - dt.timedelta(days=2)}])
+    texts = {}
+    for tags in ((), ("endometriosis",)):
+        outbox = tmp_path / ("all" if not tags else "endometriosis")
+        group = Group(name=outbox.name, recipients=("lab@example.org",), queries=("endometriosis-genetics",),
+                      tags=tags)
+        receipt = digest.deliver_group(library, Settings(outbox=outbox, mail_from="litwatch@example.org"), group,
+                                       now=NOW)
+        assert receipt.error is None
+        [message] = outbox.glob("*.eml")
+        texts[tags] = text_of(message)
+    assert "  Bridge: links ESR1 to endometriosis and migraine\n" in texts[()]
+    assert "Bridge: " not in texts[("endometriosis",)]  # one condition of its own, met before: no bridge
 
 
 def test_stats_bridges_lists_them(library, database_url, monkeypatch, tmp_path):

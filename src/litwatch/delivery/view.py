@@ -23,7 +23,7 @@ from litwatch.delivery import versions
 from litwatch.delivery.contents import corrections, digests, failed_queries, hits, items, older_papers, papers, tags
 from litwatch.files.groups import Group
 from litwatch.store import models
-from litwatch.store.bridges import bridges
+from litwatch.store.bridges import bridges, group_conditions
 from litwatch.store.engine import in_chunks
 
 authors_t = models.table(models.Author)
@@ -170,7 +170,7 @@ def _entries(conn: Connection, group: Group, pmids: Sequence[int]) -> dict[int, 
         for pmid, ref_type in conn.execute(sa.select(corrections.c.paper_pmid, corrections.c.ref_type).where(
                 corrections.c.paper_pmid.in_(chunk), corrections.c.ref_type.in_(list(MARKS)))):
             marks.setdefault(pmid, set()).add(ref_type)
-    bridging = bridges(conn, [p.pmid for p in rows])
+    bridging = bridges(conn, [p.pmid for p in rows], group_conditions(conn, group.tags))
     out: dict[int, Entry] = {}
     order = {q: i for i, q in enumerate(group.queries)}
     for p in rows:

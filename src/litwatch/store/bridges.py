@@ -5,13 +5,15 @@ both), or when it is the first paper in the store linking gene X with condition 
 first seen before it (ties: a lower PMID) carries both tags. The first kind is told first
 ("first link of TRIM32 with migraine in your library"), since a library that already holds
 TRIM32 with migraine and with endometriosis gains less from one more such paper. Digests mark
-them (``delivery/view.py``); ``litwatch stats --bridges`` lists them.
+them (``delivery/view.py``) among the group's conditions: the conditions its ``tags`` name, or
+every condition when they name none (:func:`group_conditions`); ``litwatch stats --bridges``
+lists them among every condition.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -38,7 +40,8 @@ class Bridge:
     def line(self) -> str:
         if self.kind == "first":
             return f"first link of {self.link} with {self.conditions[0]} in your library"
-        return f"links {self.link} to {' and '.join(self.conditions)}"
+        *rest, last = self.conditions
+        return f"links {self.link} to {', '.join(rest)} and {last}"
 
 
 def _tags(conn: Connection, pmids: Sequence[int] | None) -> dict[int, dict[str, set[str]]]:
@@ -71,9 +74,24 @@ def _first_papers(conn: Connection, genes: set[str], conditions: set[str]) -> di
     return {pair: pmid for pair, (_seen, pmid) in first.items()}
 
 
-def bridges(conn: Connection, pmids: Sequence[int] | None = None) -> dict[int, Bridge]:
-    """The bridges among these papers (all stored papers for None), by PMID."""
+def group_conditions(conn: Connection, tags: Collection[str]) -> frozenset[str] | None:
+    """The conditions among a group's ``tags`` (those some stored paper carries as a condition),
+    or None when they name none: then every condition is the group's."""
+    if not tags:
+        return None
+    named = conn.execute(sa.select(paper_tags.c.tag).distinct()
+                         .where(paper_tags.c.kind == "condition", paper_tags.c.tag.in_(sorted(tags)))).scalars()
+    return frozenset(named) or None
+
+
+def bridges(conn: Connection, pmids: Sequence[int] | None = None,
+            conditions: Collection[str] | None = None) -> dict[int, Bridge]:
+    """The bridges among these papers (all stored papers for None), by PMID, linking to
+    ``conditions`` only (None: every condition)."""
     tagged = _tags(conn, pmids)
+    if conditions is not None:
+        for kinds in tagged.values():
+            kinds["condition"] = kinds.get("condition", set()) & set(conditions)
     genes = {g for kinds in tagged.values() if kinds.get("condition") for g in kinds.get("gene", ())}
     conditions = {c for kinds in tagged.values() if kinds.get("gene") for c in kinds.get("condition", ())}
     first = _first_papers(conn, genes, conditions) if genes else {}
