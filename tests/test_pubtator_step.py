@@ -346,3 +346,30 @@ def test_a_scheduled_run_with_pubtator3_down_is_ok_and_its_log_line_says_so(engi
     [up] = worker.run_due(build_plan([QUERY], [], []))
     assert up.status == "ok" and up.message.endswith("; PubTator3: asked 2, annotated 1, not yet 1, 1 request")
     assert ("RELA", "title", "pubtator3") in origins(engine, P53)
+
+
+def test_a_revision_that_changes_the_text_is_asked_about_again_and_keeps_dictionary_tags_meanwhile(
+        engine, pubmed, pubtator, tagger):
+    pubtator.add_document(document(MOLCEL, P53))
+    run(engine, pubmed, client_for(pubtator.url), tagger)
+    assert ("RELA", "title", "pubtator3") in origins(engine, P53)
+    # PubMed revises the record without touching its text: the annotations stand
+    pubmed.revise(P53, on=TODAY + dt.timedelta(days=2))
+    assert run(engine, pubmed, None, tagger, now=NOW + dt.timedelta(days=3)).updated == 1
+    assert ("RELA", "title", "pubtator3") in origins(engine, P53)
+    # a revision that rewrites the title: spans into the old text would mislead, so they go and the
+    # dictionary tags the genes until PubTator3 has annotated the new text
+    crdt, xml = pubmed.records[P53]
+    pubmed.add_record(P53, crdt, xml.replace(b"<ArticleTitle>", b"<ArticleTitle>Revised: ", 1))
+    pubmed.revise(P53, on=TODAY + dt.timedelta(days=4))
+    later = NOW + dt.timedelta(days=5)
+    assert run(engine, pubmed, None, tagger, now=later).updated == 1
+    assert {o for _t, _f, o in origins(engine, P53)} == {"dictionary"}
+    assert ("TP53", "title", "dictionary") in origins(engine, P53)
+    with engine.connect() as conn:
+        assert P53 in step.pending(conn, later)  # first seen days ago, revised now: asked again
+    asked_before = len(pubtator.requests)
+    receipt = run(engine, pubmed, client_for(pubtator.url), tagger, now=later + dt.timedelta(hours=1))
+    assert receipt.pubtator is not None and receipt.pubtator.annotated == 1
+    assert P53 in pubtator.requests[asked_before].pmids
+    assert ("RELA", "title", "pubtator3") in origins(engine, P53)

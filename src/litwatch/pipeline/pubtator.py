@@ -85,8 +85,8 @@ class PubtatorReceipt:
 
 def pending(conn: Connection, now: dt.datetime, *, max_age: dt.timedelta | None = MAX_AGE,
             ask_again: dt.timedelta = ASK_AGAIN) -> list[int]:
-    """Stored PubMed papers PubTator3 has not annotated, first seen within ``max_age`` (None: any
-    age) and not asked about within ``ask_again``, by PMID."""
+    """Stored PubMed papers PubTator3 has not annotated, first seen or revised within ``max_age``
+    (None: any age) and not asked about within ``ask_again``, by PMID."""
     query = (
         sa.select(papers.c.pmid)
         .outerjoin(asked, asked.c.paper_pmid == papers.c.pmid)
@@ -94,8 +94,8 @@ def pending(conn: Connection, now: dt.datetime, *, max_age: dt.timedelta | None 
                sa.or_(asked.c.last_asked_at.is_(None), asked.c.last_asked_at <= now - ask_again))
         .order_by(papers.c.pmid)
     )
-    if max_age is not None:
-        query = query.where(papers.c.first_seen >= now - max_age)
+    if max_age is not None:  # a revision whose text changed lost its annotations (store/papers.py): recent too
+        query = query.where(sa.or_(papers.c.first_seen >= now - max_age, papers.c.updated_at >= now - max_age))
     return list(conn.execute(query).scalars())
 
 

@@ -203,6 +203,7 @@ def save_batch(
 
     if updates:
         upd_pmids = [r.pmid for r in updates]
+        _forget_annotations_of_new_text(conn, updates)
         for table in tables.CHILD_TABLES:
             for chunk in in_chunks(upd_pmids):
                 conn.execute(table.delete().where(table.c.paper_pmid.in_(chunk)))
@@ -229,6 +230,25 @@ def save_batch(
         bulk_insert(conn, "paper_pmids", ("pmid", "paper_pmid", "merged_by", "seen_at"), aliases,
                     conflict="ON CONFLICT DO NOTHING")
     return result
+
+
+_FORGET = (
+    sa.text("DELETE FROM paper_tags WHERE origin = 'pubtator3' AND paper_pmid IN :p"),
+    sa.text("DELETE FROM pubtator_papers WHERE paper_pmid IN :p"),
+)
+
+
+def _forget_annotations_of_new_text(conn: Connection, updates: Sequence[Prepared]) -> None:
+    """A revision whose title or abstract changed loses its PubTator3 annotations (their spans
+    point into the old text) and is no longer counted annotated: it keeps the dictionary's tags
+    until the next PubTator3 step asks about it again (``pipeline/pubtator.py``)."""
+    new_text = {r.pmid: r.text for r in updates}
+    old_text = _lookup(conn, sa.select(papers.c.pmid, papers.c.title, papers.c.abstract), papers.c.pmid,
+                       list(new_text))
+    changed = [row.pmid for row in old_text if (row.title, row.abstract) != new_text[row.pmid]]
+    for chunk in in_chunks(changed):
+        for statement in _FORGET:
+            conn.execute(statement.bindparams(sa.bindparam("p", expanding=True)), {"p": chunk})
 
 
 def _update_papers(conn: Connection, rows: list[tuple[Any, ...]]) -> None:

@@ -68,6 +68,11 @@ class Prepared:
         self.paper = (*self.paper[:_DOI], None, *self.paper[_DOI + 1 :])
 
     @property
+    def text(self) -> tuple[str, str | None]:
+        """Title and abstract: what PubTator3 annotates."""
+        return self.paper[_TITLE], self.paper[_ABSTRACT]
+
+    @property
     def fulltext(self) -> tuple[int, str, str, str | None]:
         """The row of the full-text index: PMID, title, abstract and keywords."""
         keywords = " ; ".join(row[_KEYWORD] for row in self.children["keywords"])
