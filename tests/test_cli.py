@@ -274,7 +274,8 @@ def test_ingest_without_tagging_stores_without_the_orm_or_the_tagger(tmp_path: P
     cost its start-up about 0.12 s and the tagger 0.02 s, and it needs neither (issue 14)."""
     record = Path(__file__).parent / "fixtures" / "pubmed" / "metapub" / "38833988.xml"
     loaded, output = _loaded(tmp_path, ["ingest", "--no-tag", str(record)],
-                             ("sqlalchemy.orm", "litwatch.store.models", "litwatch.tagging", "alembic"))
+                             ("sqlalchemy.orm", "litwatch.store.models", "litwatch.tagging", "alembic", "requests",
+                              "bioc"))
     assert loaded == []
     assert re.search(r"38833988\.xml +1 +1 ", output), output
 

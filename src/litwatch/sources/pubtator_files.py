@@ -17,11 +17,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litwatch.errors import InputError
 from litwatch.records import AbstractSection, Author, PaperRecord, normalize_doi
-from litwatch.sources.pubtator import Annotations, answer_documents, read_document
+
+if TYPE_CHECKING:
+    from litwatch.sources.pubtator import Annotations
 
 SUFFIXES = (".json", ".biocjson")
 _INITIALS = re.compile(r"^[A-Z][A-Za-z]{0,3}$")  # "JH", "Jr"-less initials as PubTator3 prints them
@@ -44,6 +46,8 @@ def is_pubtator_file(path: Path) -> bool:
 def read_file(path: Path) -> list[Document]:
     """Every document in ``path``; an InputError naming the file (and the document) when it is not
     a PubTator3 BioC JSON file."""
+    from litwatch.sources.pubtator import answer_documents, read_document  # requests, bioc: for these files only
+
     try:
         body = path.read_bytes()
     except OSError as exc:
