@@ -74,7 +74,7 @@ def test_a_new_paper_is_stored_with_its_children(engine: Engine) -> None:
 
 
 def test_the_rows_prepared_fill_every_column_of_the_schema() -> None:
-    """rows.py lists columns by hand (it must not import SQLAlchemy): it must follow models.py."""
+    """rows.py lists columns by hand (it must not import SQLAlchemy): it must follow the models."""
     papers = {c.name for c in models.table(models.Paper).columns}
     assert set(rows.PAPER_COLUMNS) | {"first_seen", "updated_at", "content_hash", "deleted_at"} == papers
     for table in models.CHILD_TABLES:
@@ -83,7 +83,7 @@ def test_the_rows_prepared_fill_every_column_of_the_schema() -> None:
 
 
 def test_the_writers_core_tables_follow_the_models() -> None:
-    """store/tables.py spares the writer the ORM: same tables, columns and column types as models.py."""
+    """store/tables.py spares the writer the ORM: same tables, columns and column types as the models."""
     core = (tables.papers, tables.paper_pmids, *tables.CHILD_TABLES)
     schema = (models.table(models.Paper), models.table(models.PaperPmid), *models.CHILD_TABLES)
     for clause, table in zip(core, schema, strict=True):
