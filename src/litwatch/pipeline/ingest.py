@@ -228,12 +228,13 @@ def _load_pubtator(engine: Engine, report: FileReport, documents: Sequence[pubta
         batch = documents[first : first + batch_size]
         with engine.begin() as conn:
             known = store.resolve_pmids(conn, [d.record.pmid for d in batch])
-            result = _save_into(conn, [d.record for d in batch if d.record.pmid not in known], tagger=tagger)
+            fresh = [d.record for d in batch if d.record.pmid not in known]
+            result = _save_into(conn, fresh, tagger=tagger)
             result.read += len(known)
             result.unchanged += len(known)
             if tagger is not None:
                 # a PMID merged into another row (same DOI) keeps that row's text: its spans would not fit
-                held = store.resolve_pmids(conn, [d.record.pmid for d in batch])
+                held = known | store.resolve_pmids(conn, [r.pmid for r in fresh])
                 found = {d.record.pmid: d.annotations for d in batch if held.get(d.record.pmid) == d.record.pmid}
                 report.annotation_tags += pubtator_step.store_annotations(conn, list(found), found, tagger, utcnow())
                 report.annotated += len(found)

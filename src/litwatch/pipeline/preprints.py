@@ -19,7 +19,6 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from litwatch.clock import Clock, utcnow

@@ -2,7 +2,7 @@
 
 PubTator3 is the first gene source. After a query's PubMed part (and its preprints), the step
 asks PubTator3 (``sources/pubtator.py``: 100 PMIDs a request, at most 3 a second) about every
-stored PubMed paper it has not annotated yet that was first seen less than ``MAX_AGE`` ago and
+stored PubMed paper it has not annotated yet that was first seen (or revised) less than ``MAX_AGE`` ago and
 was not asked about in the last ``ASK_AGAIN`` (so several queries in one run ask once).
 PubTator3 annotates new papers within about a week: a paper it lacks keeps the dictionary's tags
 and is asked about again by later runs; ``litwatch tag --pubtator`` asks about every paper still
@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from litwatch.errors import PubtatorError
 from litwatch.pipeline.run import Receipt
-from litwatch.sources.pubtator import HUMAN, Annotations, Export, gene_tags
+from litwatch.sources.pubtator import HUMAN, Annotations, Export, gene_tags, symbol_index
 from litwatch.store import models
 from litwatch.store import tags as tag_store
 from litwatch.store.engine import in_chunks
@@ -94,26 +94,24 @@ def pending(conn: Connection, now: dt.datetime, *, max_age: dt.timedelta | None 
                sa.or_(asked.c.last_asked_at.is_(None), asked.c.last_asked_at <= now - ask_again))
         .order_by(papers.c.pmid)
     )
-    if max_age is not None:  # a revision whose text changed lost its annotations (store/papers.py): recent too
-        query = query.where(sa.or_(papers.c.first_seen >= now - max_age, papers.c.updated_at >= now - max_age))
+    if max_age is not None:  # updated_at: when first seen, or last revised (a new text lost its annotations)
+        query = query.where(papers.c.updated_at >= now - max_age)
     return list(conn.execute(query).scalars())
 
 
-_symbol_maps: dict[int, tuple[object, dict[int, str], dict[str, int]]] = {}
+_symbol_maps: tuple[object, dict[int, str], dict[str, int]] | None = None  # the last vocabulary's
 
 
 def _symbols(tagger: Tagger | None) -> tuple[dict[int, str], dict[str, int]]:
     """The vocabulary's ``{NCBI Gene ID: HGNC symbol}`` and ``{SYMBOL: NCBI Gene ID}``, made once
     per vocabulary (a full HGNC import has some 19,000)."""
+    global _symbol_maps
     if tagger is None:
         return {}, {}
-    held = _symbol_maps.get(id(tagger.vocab))
-    if held is None or held[0] is not tagger.vocab:
+    if _symbol_maps is None or _symbol_maps[0] is not tagger.vocab:
         symbols = {int(gene_id): symbol for symbol, gene_id in tagger.vocab.ncbi_gene.items() if str(gene_id).isdigit()}
-        held = (tagger.vocab, symbols, {symbol.upper(): gene_id for gene_id, symbol in symbols.items()})
-        _symbol_maps.clear()
-        _symbol_maps[id(tagger.vocab)] = held
-    return held[1], held[2]
+        _symbol_maps = (tagger.vocab, symbols, symbol_index(symbols))
+    return _symbol_maps[1], _symbol_maps[2]
 
 
 def annotation_tags(annotations: Annotations, tagger: Tagger | None, version: str) -> list[Tag]:

@@ -49,7 +49,9 @@ __all__ = [
     "answer_documents",
     "gene_tags",
     "read_answer",
+    "pmid_text",
     "read_document",
+    "symbol_index",
 ]
 
 log = logging.getLogger(__name__)
@@ -174,6 +176,17 @@ def answer_documents(body: bytes) -> list[dict[str, Any]]:
     return items
 
 
+def pmid_text(raw: Mapping[str, Any]) -> str:
+    """Where a PubTator3 document keeps its PMID: ``pmid``, else the first part of ``_id``
+    (``"28041912|None"``), else the BioC ``id`` (which may be a DOI)."""
+    return str(raw.get("pmid") or str(raw.get("_id", raw.get("id", ""))).split("|")[0])
+
+
+def symbol_index(symbols: Mapping[int, str]) -> dict[str, int]:
+    """``{SYMBOL: human Gene ID}`` from ``{human Gene ID: HGNC symbol}``, for :func:`gene_tags`."""
+    return {symbol.upper(): human_id for human_id, symbol in symbols.items()}
+
+
 def read_document(raw: Mapping[str, Any]) -> Annotations:
     """One BioC JSON document (as PubTator3 writes it) to its Gene and Disease annotations.
 
@@ -183,7 +196,7 @@ def read_document(raw: Mapping[str, Any]) -> Annotations:
     """
     try:
         document: BioCDocument = parse_doc(dict(raw))
-        pmid = int(raw.get("pmid") or str(raw.get("_id", document.id)).split("|")[0])
+        pmid = int(pmid_text(raw))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not a BioC document: {type(exc).__name__}: {exc}") from exc
     genes: list[GeneMention] = []
@@ -250,7 +263,7 @@ def gene_tags(
                 human = groups[mention.homologene]
             elif human is None and mention.homologene and mention.name:
                 if by_symbol is None:
-                    by_symbol = {symbol.upper(): human_id for human_id, symbol in symbols.items()}
+                    by_symbol = symbol_index(symbols)
                 human = by_symbol.get(mention.name.upper())
             symbol = symbols.get(human) if human is not None else None
             tags.append(

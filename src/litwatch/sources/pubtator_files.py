@@ -69,7 +69,9 @@ def read_file(path: Path) -> list[Document]:
 
 def paper_record(raw: Mapping[str, Any]) -> PaperRecord:
     """The paper a PubTator3 document describes; ValueError when it has no PMID or no title."""
-    pmid_text = str(raw.get("pmid") or str(raw.get("_id", raw.get("id", ""))).split("|")[0])
+    from litwatch.sources import pubtator  # requests, bioc: for these files only
+
+    pmid_text = pubtator.pmid_text(raw)
     if not pmid_text.isdigit() or int(pmid_text) <= 0:
         raise ValueError(f"no PMID (pmid {raw.get('pmid')!r}, id {raw.get('id')!r})")
     passages = [p for p in raw.get("passages") or () if isinstance(p, Mapping)]
