@@ -184,3 +184,14 @@ def test_a_document_without_a_pmid_is_named_by_its_place_in_the_file(tmp_path):
     truncated.write_bytes(MOLCEL.read_bytes()[:500])
     with pytest.raises(InputError, match=r"truncated\.json: not a PubTator3 BioC JSON file \("):
         pubtator_files.read_file(truncated)
+
+
+def test_a_document_without_a_title_is_refused_naming_its_pmid(cli, tmp_path):
+    raw = json.loads(MOLCEL.read_text(encoding="utf-8"))
+    raw["passages"] = [p for p in raw["passages"] if p["infons"].get("type") != "title"]
+    (tmp_path / "untitled.json").write_text(json.dumps({"PubTator3": [raw]}), encoding="utf-8")
+    result = cli.invoke(main, ["ingest", "untitled.json"], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert result.output.strip() == ("litwatch: error: untitled.json: document 1: PMID 28041912 has no title "
+                                     "passage; nothing from this file was stored: fix or remove that document")
+    assert papers_in(tmp_path) == 0
